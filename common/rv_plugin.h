@@ -56,6 +56,10 @@ typedef struct rv_plan {
     const char *const *input_ids;
     rv_schema *declared;    /* sources: the `schema` key, else NULL */
     const rv_schema *keys;  /* keyed operators: one field per key_by entry */
+    /* Name of the event-time field carried by the input (the upstream
+     * sources' event_time.field, if every input still has it as a
+     * timestamp), else NULL. */
+    const char *event_time_field;
     /* out */
     rv_schema *output;      /* set by plan() (sources and operators); reference moved */
     int max_parallelism;    /* 0: any; 1: this node must run with parallelism 1 */
@@ -120,8 +124,12 @@ rv_schema *rv_ctx_output_schema(const rv_op_ctx *ctx);
 int rv_ctx_nkeys(const rv_op_ctx *ctx);
 const char *rv_ctx_key_expr(const rv_op_ctx *ctx, int i);
 const rv_schema *rv_ctx_key_schema(const rv_op_ctx *ctx);
+/* The input's event-time field name (as rv_plan.event_time_field) or NULL. */
+const char *rv_ctx_event_time_field(const rv_op_ctx *ctx);
 
-/* Passes b downstream. Always takes ownership of b (frees it on failure).
+/* Passes b downstream. Always takes ownership of one reference of b (an
+ * operator may pass on its input unchanged with rv_ctx_emit(ctx,
+ * rv_batch_ref((rv_batch *)in)): batches are read-only once emitted).
  * Returns RV_ERR_CANCELED when the job is being canceled. b must have the
  * output schema. Empty batches are dropped. */
 rv_code rv_ctx_emit(rv_op_ctx *ctx, rv_batch *b);

@@ -1,0 +1,84 @@
+/* rv_hash: key hashing (XXH3 over a canonical key encoding), key groups. */
+#include "rv_hash.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "rv_mem.h"
+
+uint64_t rv_hash_bytes(const void *p, size_t len, uint64_t seed)
+{
+    return XXH3_64bits_withSeed(p, len, seed);
+}
+
+static void put(uint8_t **buf, size_t *len, size_t *cap, const void *p, size_t n)
+{
+    rv_xgrow((void **)buf, cap, *len + n, 1);
+    memcpy(*buf + *len, p, n);
+    *len += n;
+}
+
+void rv_key_encode(const rv_column *cols, int ncols, uint32_t row, uint8_t **buf, size_t *len,
+                   size_t *cap)
+{
+    for (int k = 0; k < ncols; k++) {
+        const rv_column *c = &cols[k];
+        uint8_t tag = (uint8_t)c->type;
+        if (rv_col_is_null(c, row)) {
+            tag |= 0x80;
+            put(buf, len, cap, &tag, 1);
+            continue;
+        }
+        put(buf, len, cap, &tag, 1);
+        switch (c->type) {
+        case RV_T_BOOL: put(buf, len, cap, &c->d.b[row], 1); break;
+        case RV_T_INT64:
+        case RV_T_TIMESTAMP: put(buf, len, cap, &c->d.i64[row], 8); break;
+        case RV_T_FLOAT64: {
+            double f = c->d.f64[row];
+            if (f == 0)
+                f = 0; /* -0.0 and 0.0 are one key */
+            put(buf, len, cap, &f, 8);
+            break;
+        }
+        case RV_T_STRING: {
+            uint32_t n;
+            const char *s = rv_col_str(c, row, &n);
+            put(buf, len, cap, &n, 4);
+            put(buf, len, cap, s, n);
+            break;
+        }
+        case RV_T_NULL: break;
+        }
+    }
+}
+
+void rv_hash_rows(const rv_column *cols, int ncols, uint32_t nrows, uint64_t *out)
+{
+    /* Fast path: one non-null int64 key needs no encoding buffer. */
+    if (ncols == 1 && rv_type_is_int(cols[0].type) && !cols[0].has_nulls) {
+        for (uint32_t r = 0; r < nrows; r++) {
+            uint8_t enc[9];
+            enc[0] = (uint8_t)cols[0].type;
+            memcpy(enc + 1, &cols[0].d.i64[r], 8);
+            out[r] = XXH3_64bits(enc, 9);
+        }
+        return;
+    }
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    for (uint32_t r = 0; r < nrows; r++) {
+        size_t len = 0;
+        rv_key_encode(cols, ncols, r, &buf, &len, &cap);
+        out[r] = XXH3_64bits(buf, len);
+    }
+    free(buf);
+}
+
+void rv_key_group_range(int subtask, int max_parallelism, int parallelism, int *first, int *end)
+{
+    /* Smallest kg with kg * p / maxp >= subtask. */
+    *first = (int)(((int64_t)subtask * max_parallelism + parallelism - 1) / parallelism);
+    *end = (int)(((int64_t)(subtask + 1) * max_parallelism + parallelism - 1) / parallelism);
+}

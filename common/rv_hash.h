@@ -1,0 +1,41 @@
+/* rv_hash: hashing of key rows and the mapping of keys to key groups and
+ * key groups to subtasks.
+ *
+ * A key is the tuple of key_by values of one row. Its hash is XXH3 over a
+ * canonical encoding (type tag, null flag, value bytes; strings with their
+ * length), so equal keys hash equally on every machine and in every
+ * operator. key group = hash mod max_parallelism; a subtask owns a
+ * contiguous range of key groups (as in Flink):
+ *   subtask(kg) = kg * parallelism / max_parallelism. */
+#ifndef RV_HASH_H
+#define RV_HASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rv_batch.h"
+
+/* Hash of arbitrary bytes. */
+uint64_t rv_hash_bytes(const void *p, size_t len, uint64_t seed);
+/* Hashes of rows 0..nrows) of the key columns cols[0..ncols) into out. */
+void rv_hash_rows(const rv_column *cols, int ncols, uint32_t nrows, uint64_t *out);
+/* Appends the canonical encoding of row `row` of the key columns to
+ * *buf (grown with rv_xgrow; *len updated). Equal keys encode to equal
+ * bytes; used for hash-table keys and, later, state keys. */
+void rv_key_encode(const rv_column *cols, int ncols, uint32_t row, uint8_t **buf, size_t *len,
+                   size_t *cap);
+
+static inline int rv_key_group(uint64_t hash, int max_parallelism)
+{
+    return (int)(hash % (uint64_t)max_parallelism);
+}
+
+static inline int rv_key_group_subtask(int kg, int max_parallelism, int parallelism)
+{
+    return (int)((int64_t)kg * parallelism / max_parallelism);
+}
+
+/* First and one-past-last key group owned by subtask i. */
+void rv_key_group_range(int subtask, int max_parallelism, int parallelism, int *first, int *end);
+
+#endif
