@@ -1,0 +1,26 @@
+/* rv_registry: the one list of every source, operator and sink. Adding a
+ * plugin means writing its file and adding one line here. */
+#include <string.h>
+
+#include "rv_plugin.h"
+
+extern const rv_plugin rv_source_generator, rv_source_file, rv_source_socket;
+extern const rv_plugin rv_op_filter, rv_op_map, rv_op_union, rv_op_window_aggregate;
+extern const rv_plugin rv_sink_stdout, rv_sink_file, rv_sink_discard;
+
+static const rv_plugin *const registry[] = {
+    &rv_source_generator, &rv_source_file, &rv_source_socket,
+    &rv_op_filter, &rv_op_map, &rv_op_union, &rv_op_window_aggregate,
+    &rv_sink_stdout, &rv_sink_file, &rv_sink_discard,
+    NULL,
+};
+
+const rv_plugin *rv_plugin_find(const char *name)
+{
+    for (const rv_plugin *const *p = registry; *p; p++)
+        if (strcmp((*p)->name, name) == 0)
+            return *p;
+    return NULL;
+}
+
+const rv_plugin *const *rv_plugin_all(void) { return registry; }

@@ -1,0 +1,719 @@
+/* rv_task: subtask threads, operator chains and the runtime context. */
+#include "rv_task.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rv_log.h"
+#include "rv_mem.h"
+#include "rv_plugin.h"
+
+/* How long an idle loop sleeps at most before re-checking cancel. */
+#define IDLE_WAIT_NS (50 * 1000000LL)
+/* Dead letters are sent in batches of at most this many rows. */
+#define DEAD_LETTER_ROWS 256
+
+struct rv_job_run {
+    char *id;
+    char *tm_name;
+    rv_job_graph *g;
+    atomic_bool cancel;
+    pthread_mutex_t mu;
+    rv_err *err;
+};
+
+typedef struct op_inst op_inst;
+
+struct rv_op_ctx {
+    rv_subtask *st;
+    op_inst *op;
+};
+
+struct op_inst {
+    const rv_node *node;
+    const rv_plugin *pl;
+    int pos;
+    void *state;
+    bool opened;
+    rv_op_ctx ctx;
+    rv_output **outs[RV_NPORTS];
+    int nouts[RV_NPORTS];
+    char tag[128];
+    uint64_t rows_in, rows_out;
+};
+
+typedef struct in_chan {
+    rv_channel *ch;
+    int input;
+    int64_t wm;
+    bool idle, ended;
+} in_chan;
+
+typedef struct timer {
+    int64_t when;
+    int op;
+} timer;
+
+struct rv_subtask {
+    rv_job_run *jr;
+    int task, index;
+    const rv_task_def *td;
+    const rv_jobspec *js;
+    op_inst *ops;
+    int nops;
+    in_chan *ins;
+    int nins;
+    rv_doorbell bell;
+    int64_t wm; /* current input watermark */
+    timer *timers;
+    size_t ntimers, timers_cap;
+    /* source state */
+    int64_t src_max_ts, src_wm_sent, src_last_data_ms;
+    bool src_idle_sent;
+    uint64_t bad_records;
+    rv_batch *dead_letters;
+    /* metrics */
+    atomic_uint_fast64_t m_in, m_out;
+    uint64_t busy_ns, idle_ns;
+    pthread_t thread;
+    bool started;
+    rv_subtask_done_fn done;
+    void *done_arg;
+};
+
+const char *rv_task_state_name(rv_task_state s)
+{
+    switch (s) {
+    case RV_TASK_RUNNING: return "RUNNING";
+    case RV_TASK_FINISHED: return "FINISHED";
+    case RV_TASK_FAILED: return "FAILED";
+    case RV_TASK_CANCELED: return "CANCELED";
+    }
+    return "?";
+}
+
+/* ---- job run ---- */
+
+rv_job_run *rv_job_run_new(const char *job_id, rv_job_graph *g, const char *tm_name)
+{
+    rv_job_run *jr = rv_xcalloc(1, sizeof(*jr));
+    jr->id = rv_xstrdup(job_id);
+    jr->tm_name = rv_xstrdup(tm_name);
+    jr->g = g;
+    atomic_init(&jr->cancel, false);
+    pthread_mutex_init(&jr->mu, NULL);
+    return jr;
+}
+
+void rv_job_run_free(rv_job_run *jr)
+{
+    if (!jr)
+        return;
+    rv_err_free(jr->err);
+    pthread_mutex_destroy(&jr->mu);
+    free(jr->id);
+    free(jr->tm_name);
+    free(jr);
+}
+
+void rv_job_run_cancel(rv_job_run *jr) { atomic_store(&jr->cancel, true); }
+
+void rv_job_run_fail(rv_job_run *jr, rv_err *err)
+{
+    pthread_mutex_lock(&jr->mu);
+    if (!jr->err)
+        jr->err = err;
+    else
+        rv_err_free(err);
+    pthread_mutex_unlock(&jr->mu);
+    rv_job_run_cancel(jr);
+}
+
+const char *rv_job_run_error(rv_job_run *jr)
+{
+    pthread_mutex_lock(&jr->mu);
+    const char *msg = jr->err ? rv_err_msg(jr->err) : NULL;
+    pthread_mutex_unlock(&jr->mu);
+    return msg;
+}
+
+const atomic_bool *rv_job_run_cancel_flag(rv_job_run *jr) { return &jr->cancel; }
+const char *rv_job_run_id(const rv_job_run *jr) { return jr->id; }
+
+static bool canceled(const rv_subtask *st) { return atomic_load(&st->jr->cancel); }
+
+/* ---- subtask construction ---- */
+
+rv_subtask *rv_subtask_new(rv_job_run *jr, int task, int index)
+{
+    rv_subtask *st = rv_xcalloc(1, sizeof(*st));
+    st->jr = jr;
+    st->task = task;
+    st->index = index;
+    st->td = &jr->g->tasks[task];
+    st->js = jr->g->spec;
+    st->nops = st->td->nnodes;
+    st->ops = rv_xcalloc((size_t)st->nops, sizeof(op_inst));
+    st->wm = RV_WATERMARK_MIN;
+    st->src_max_ts = INT64_MIN;
+    st->src_wm_sent = RV_WATERMARK_MIN;
+    rv_doorbell_init(&st->bell);
+    for (int k = 0; k < st->nops; k++) {
+        op_inst *op = &st->ops[k];
+        op->node = &st->js->nodes[st->td->nodes[k]];
+        op->pl = op->node->plugin;
+        op->pos = k;
+        op->ctx.st = st;
+        op->ctx.op = op;
+        snprintf(op->tag, sizeof(op->tag), "%s %s#%d", jr->tm_name, op->node->id, index);
+    }
+    return st;
+}
+
+void rv_subtask_add_input(rv_subtask *st, rv_channel *ch, int input)
+{
+    st->ins = rv_xrealloc(st->ins, (size_t)(st->nins + 1) * sizeof(in_chan));
+    st->ins[st->nins++] = (in_chan){.ch = ch, .input = input, .wm = RV_WATERMARK_MIN};
+}
+
+rv_doorbell *rv_subtask_doorbell(rv_subtask *st) { return &st->bell; }
+
+void rv_subtask_add_output(rv_subtask *st, int node, int port, rv_output *o)
+{
+    for (int k = 0; k < st->nops; k++) {
+        op_inst *op = &st->ops[k];
+        if (st->td->nodes[k] != node)
+            continue;
+        op->outs[port] = rv_xrealloc(op->outs[port], (size_t)(op->nouts[port] + 1) * sizeof(rv_output *));
+        op->outs[port][op->nouts[port]++] = o;
+        return;
+    }
+    rv_output_free(o);
+}
+
+int rv_subtask_task(const rv_subtask *st) { return st->task; }
+int rv_subtask_index(const rv_subtask *st) { return st->index; }
+
+void rv_subtask_get_metrics(const rv_subtask *st, rv_subtask_metrics *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->records_in = atomic_load(&((rv_subtask *)st)->m_in);
+    m->records_out = atomic_load(&((rv_subtask *)st)->m_out);
+    m->bad_records = st->bad_records;
+    m->busy_ns = st->busy_ns;
+    m->idle_ns = st->idle_ns;
+    for (int k = 0; k < st->nops; k++)
+        for (int p = 0; p < RV_NPORTS; p++)
+            for (int i = 0; i < st->ops[k].nouts[p]; i++)
+                m->backpressured_ns += rv_output_blocked_ns(st->ops[k].outs[p][i]);
+    m->watermark = st->wm;
+}
+
+void rv_subtask_free(rv_subtask *st)
+{
+    if (!st)
+        return;
+    for (int k = 0; k < st->nops; k++) {
+        for (int p = 0; p < RV_NPORTS; p++) {
+            for (int i = 0; i < st->ops[k].nouts[p]; i++)
+                rv_output_free(st->ops[k].outs[p][i]);
+            free(st->ops[k].outs[p]);
+        }
+        free(st->ops[k].state);
+    }
+    free(st->ops);
+    free(st->ins);
+    free(st->timers);
+    rv_batch_unref(st->dead_letters);
+    rv_doorbell_fini(&st->bell);
+    free(st);
+}
+
+/* ---- runtime context (rv_plugin.h) ---- */
+
+const void *rv_ctx_config(const rv_op_ctx *ctx) { return ctx->op->node->config; }
+const char *rv_ctx_id(const rv_op_ctx *ctx) { return ctx->op->node->id; }
+const char *rv_ctx_tag(const rv_op_ctx *ctx) { return ctx->op->tag; }
+int rv_ctx_subtask(const rv_op_ctx *ctx) { return ctx->st->index; }
+int rv_ctx_parallelism(const rv_op_ctx *ctx) { return ctx->st->td->parallelism; }
+int rv_ctx_max_parallelism(const rv_op_ctx *ctx) { return ctx->st->js->max_parallelism; }
+int rv_ctx_ninputs(const rv_op_ctx *ctx) { return ctx->op->node->ninputs; }
+
+rv_schema *rv_ctx_input_schema(const rv_op_ctx *ctx, int input)
+{
+    const rv_node *n = ctx->op->node;
+    if (input < 0 || input >= n->ninputs)
+        return NULL;
+    return rv_jobspec_port_schema(ctx->st->js, n->inputs[input]);
+}
+
+rv_schema *rv_ctx_output_schema(const rv_op_ctx *ctx) { return ctx->op->node->outputs[RV_PORT_MAIN]; }
+int rv_ctx_nkeys(const rv_op_ctx *ctx) { return ctx->op->node->nkeys; }
+const char *rv_ctx_key_expr(const rv_op_ctx *ctx, int i) { return ctx->op->node->key_exprs[i]; }
+const rv_schema *rv_ctx_key_schema(const rv_op_ctx *ctx) { return ctx->op->node->key_schema; }
+
+const char *rv_ctx_event_time_field(const rv_op_ctx *ctx)
+{
+    const rv_node *n = ctx->op->node;
+    if (n->ninputs == 0)
+        return n->event_time_field;
+    /* The field carried by the inputs (same rule as planning). */
+    const char *f = NULL;
+    for (int k = 0; k < n->ninputs; k++) {
+        const rv_node *in = &ctx->st->js->nodes[n->inputs[k].node];
+        if (n->inputs[k].port != RV_PORT_MAIN || !in->event_time_field || (f && strcmp(f, in->event_time_field)))
+            return NULL;
+        f = in->event_time_field;
+    }
+    return f;
+}
+
+int64_t rv_ctx_now_ms(const rv_op_ctx *ctx) { return rv_wall_ms(); }
+int64_t rv_ctx_watermark(const rv_op_ctx *ctx) { return ctx->st->wm; }
+bool rv_ctx_canceled(const rv_op_ctx *ctx) { return canceled(ctx->st); }
+uint64_t rv_ctx_bad_records(const rv_op_ctx *ctx) { return ctx->st->bad_records; }
+
+void rv_ctx_fail(rv_op_ctx *ctx, rv_err *err)
+{
+    rv_job_run_fail(ctx->st->jr, rv_err_wrap(err, "%s '%s'", ctx->op->pl->kind == RV_PLUGIN_SOURCE ? "source"
+                                                             : ctx->op->pl->kind == RV_PLUGIN_SINK ? "sink" : "operator",
+                                             ctx->op->node->id));
+}
+
+void rv_ctx_timer_at(rv_op_ctx *ctx, int64_t when_ms)
+{
+    rv_subtask *st = ctx->st;
+    size_t lo = 0, hi = st->ntimers;
+    while (lo < hi) { /* sorted by (when, op) */
+        size_t mid = (lo + hi) / 2;
+        timer *t = &st->timers[mid];
+        if (t->when < when_ms || (t->when == when_ms && t->op < ctx->op->pos))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < st->ntimers && st->timers[lo].when == when_ms && st->timers[lo].op == ctx->op->pos)
+        return;
+    rv_xgrow((void **)&st->timers, &st->timers_cap, st->ntimers + 1, sizeof(timer));
+    memmove(&st->timers[lo + 1], &st->timers[lo], (st->ntimers - lo) * sizeof(timer));
+    st->timers[lo] = (timer){.when = when_ms, .op = ctx->op->pos};
+    st->ntimers++;
+}
+
+static void update_source_time(rv_subtask *st, const rv_batch *b)
+{
+    const rv_node *n = st->ops[0].node;
+    const rv_column *c = &b->cols[n->event_time_index];
+    int64_t mx = st->src_max_ts;
+    for (uint32_t r = 0; r < b->nrows; r++)
+        if (!rv_col_is_null(c, r) && c->d.i64[r] > mx)
+            mx = c->d.i64[r];
+    st->src_max_ts = mx;
+}
+
+static rv_code send_to_outputs(op_inst *op, int port, const rv_batch *b)
+{
+    for (int i = 0; i < op->nouts[port]; i++) {
+        rv_code rc = rv_output_batch(op->outs[port][i], b);
+        if (rc != RV_OK)
+            return rc;
+    }
+    return RV_OK;
+}
+
+rv_code rv_ctx_emit(rv_op_ctx *ctx, rv_batch *b)
+{
+    rv_subtask *st = ctx->st;
+    op_inst *op = ctx->op;
+    if (b->nrows == 0) {
+        rv_batch_unref(b);
+        return canceled(st) ? RV_ERR_CANCELED : RV_OK;
+    }
+    op->rows_out += b->nrows;
+    rv_code rc;
+    if (op->pos == 0 && op->pl->kind == RV_PLUGIN_SOURCE) {
+        atomic_fetch_add(&st->m_in, b->nrows);
+        if (op->node->has_event_time)
+            update_source_time(st, b);
+    }
+    if (op->pos + 1 < st->nops) {
+        op_inst *next = &st->ops[op->pos + 1];
+        next->rows_in += b->nrows;
+        rc = next->pl->process(next->state, &next->ctx, 0, b);
+    } else {
+        atomic_fetch_add(&st->m_out, b->nrows);
+        rc = send_to_outputs(op, RV_PORT_MAIN, b);
+    }
+    rv_batch_unref(b);
+    if (rc == RV_OK && canceled(st))
+        rc = RV_ERR_CANCELED;
+    return rc;
+}
+
+rv_code rv_ctx_bad_record(rv_op_ctx *ctx, const char *raw, size_t len, const char *reason, const char *where)
+{
+    rv_subtask *st = ctx->st;
+    const rv_node *n = ctx->op->node;
+    st->bad_records++;
+    switch (n->on_error) {
+    case RV_ON_ERROR_FAIL:
+        rv_ctx_fail(ctx, rv_err_new(RV_ERR_INVALID, "bad record at %s: %s (set on_error: skip or dead_letter to continue past bad records)",
+                                    where, reason));
+        return RV_ERR_INVALID;
+    case RV_ON_ERROR_SKIP:
+        if (st->bad_records == 1 || (st->bad_records & (st->bad_records - 1)) == 0)
+            RV_LOG_WARN(ctx->op->tag, "skipped %llu bad record(s); latest at %s: %s", (unsigned long long)st->bad_records, where, reason);
+        return RV_OK;
+    case RV_ON_ERROR_DEAD_LETTER:
+        if (!st->dead_letters)
+            st->dead_letters = rv_batch_new(n->outputs[RV_PORT_DEAD_LETTER], DEAD_LETTER_ROWS);
+        {
+            rv_batch *d = st->dead_letters;
+            uint32_t r = d->nrows;
+            rv_batch_reserve(d, r + 1);
+            rv_col_set_str(&d->cols[0], r, n->id, strlen(n->id));
+            rv_col_set_str(&d->cols[1], r, where, strlen(where));
+            rv_col_set_str(&d->cols[2], r, reason, strlen(reason));
+            rv_col_set_str(&d->cols[3], r, raw, len);
+            rv_col_set_i64(&d->cols[4], r, rv_wall_ms());
+            d->nrows++;
+        }
+        return RV_OK;
+    }
+    return RV_ERR_INTERNAL;
+}
+
+/* ---- the loops ---- */
+
+static rv_code fail_code(rv_subtask *st, op_inst *op, rv_code rc, const char *what)
+{
+    if (rc != RV_OK && rc != RV_ERR_CANCELED && !rv_job_run_error(st->jr))
+        rv_job_run_fail(st->jr, rv_err_new(rc, "%s '%s' failed in %s: %s", op->pl->kind == RV_PLUGIN_SINK ? "sink" : "operator",
+                                           op->node->id, what, rv_code_name(rc)));
+    return rc;
+}
+
+static rv_code flush_dead_letters(rv_subtask *st)
+{
+    rv_batch *d = st->dead_letters;
+    if (!d || d->nrows == 0)
+        return RV_OK;
+    rv_code rc = send_to_outputs(&st->ops[0], RV_PORT_DEAD_LETTER, d);
+    rv_batch_clear(d);
+    return rc;
+}
+
+static rv_code control_all(rv_subtask *st, rv_elem el)
+{
+    for (int k = 0; k < st->nops; k++)
+        for (int p = 0; p < RV_NPORTS; p++)
+            for (int i = 0; i < st->ops[k].nouts[p]; i++) {
+                rv_code rc = rv_output_control(st->ops[k].outs[p][i], el);
+                if (rc != RV_OK)
+                    return rc;
+            }
+    return RV_OK;
+}
+
+static rv_code flush_outputs(rv_subtask *st, bool force)
+{
+    int64_t now = rv_now_ns();
+    for (int k = 0; k < st->nops; k++)
+        for (int p = 0; p < RV_NPORTS; p++)
+            for (int i = 0; i < st->ops[k].nouts[p]; i++) {
+                rv_code rc = rv_output_flush(st->ops[k].outs[p][i], now, force);
+                if (rc != RV_OK)
+                    return rc;
+            }
+    return RV_OK;
+}
+
+static int64_t output_deadline(rv_subtask *st)
+{
+    int64_t d = INT64_MAX;
+    for (int k = 0; k < st->nops; k++)
+        for (int p = 0; p < RV_NPORTS; p++)
+            for (int i = 0; i < st->ops[k].nouts[p]; i++) {
+                int64_t x = rv_output_deadline(st->ops[k].outs[p][i]);
+                if (x < d)
+                    d = x;
+            }
+    return d;
+}
+
+/* Event time advanced to wm: each operator from `from` on reacts (and may
+ * emit into its successors), then the watermark goes downstream. */
+static rv_code advance_watermark(rv_subtask *st, int64_t wm, int from)
+{
+    st->wm = wm;
+    for (int k = from; k < st->nops; k++) {
+        op_inst *op = &st->ops[k];
+        if (op->pl->on_watermark) {
+            rv_code rc = op->pl->on_watermark(op->state, &op->ctx, wm);
+            if (rc != RV_OK)
+                return fail_code(st, op, rc, "on_watermark");
+        }
+    }
+    return control_all(st, (rv_elem){.kind = RV_EL_WATERMARK, .u.wm = wm});
+}
+
+static rv_code fire_timers(rv_subtask *st)
+{
+    if (!st->ntimers)
+        return RV_OK;
+    int64_t now = rv_wall_ms();
+    while (st->ntimers && st->timers[0].when <= now) {
+        timer t = st->timers[0];
+        memmove(&st->timers[0], &st->timers[1], (st->ntimers - 1) * sizeof(timer));
+        st->ntimers--;
+        op_inst *op = &st->ops[t.op];
+        if (op->pl->on_timer) {
+            rv_code rc = op->pl->on_timer(op->state, &op->ctx, t.when);
+            if (rc != RV_OK)
+                return fail_code(st, op, rc, "on_timer");
+        }
+    }
+    return RV_OK;
+}
+
+/* End of all input: final watermark, finish() down the chain, flush, EOS. */
+static rv_code finish_chain(rv_subtask *st, int from)
+{
+    rv_code rc = RV_OK;
+    if (st->wm < RV_WATERMARK_MAX && (rc = advance_watermark(st, RV_WATERMARK_MAX, from)) != RV_OK)
+        return rc;
+    for (int k = 0; k < st->nops; k++) {
+        op_inst *op = &st->ops[k];
+        if (op->pl->finish && (rc = op->pl->finish(op->state, &op->ctx)) != RV_OK)
+            return fail_code(st, op, rc, "finish");
+    }
+    if ((rc = flush_dead_letters(st)) != RV_OK || (rc = flush_outputs(st, true)) != RV_OK)
+        return rc;
+    return control_all(st, (rv_elem){.kind = RV_EL_EOS});
+}
+
+static rv_code run_source(rv_subtask *st)
+{
+    op_inst *src = &st->ops[0];
+    const rv_node *n = src->node;
+    st->src_last_data_ms = rv_wall_ms();
+    for (;;) {
+        if (canceled(st))
+            return RV_ERR_CANCELED;
+        int64_t t0 = rv_now_ns();
+        rv_src_status s = src->pl->poll(src->state, &src->ctx);
+        int64_t t1 = rv_now_ns();
+        rv_code rc = flush_dead_letters(st);
+        if (rc != RV_OK)
+            return rc;
+        if (s == RV_SRC_FAILED) {
+            if (!rv_job_run_error(st->jr) && !canceled(st))
+                rv_job_run_fail(st->jr, rv_err_new(RV_ERR_INTERNAL, "source '%s' failed", n->id));
+            return RV_ERR_INVALID;
+        }
+        if (s == RV_SRC_IDLE) {
+            st->idle_ns += (uint64_t)(t1 - t0);
+            if (n->idle_timeout_ms > 0 && !st->src_idle_sent && rv_wall_ms() - st->src_last_data_ms >= n->idle_timeout_ms) {
+                st->src_idle_sent = true;
+                if ((rc = flush_outputs(st, true)) != RV_OK || (rc = control_all(st, (rv_elem){.kind = RV_EL_IDLE})) != RV_OK)
+                    return rc;
+            }
+        } else {
+            st->busy_ns += (uint64_t)(t1 - t0);
+            if (s == RV_SRC_MORE) {
+                st->src_last_data_ms = rv_wall_ms();
+                st->src_idle_sent = false;
+            }
+        }
+        if (n->has_event_time && st->src_max_ts != INT64_MIN) {
+            int64_t wm = st->src_max_ts - n->max_out_of_orderness_ms - 1;
+            if (wm > st->src_wm_sent) {
+                st->src_wm_sent = wm;
+                if ((rc = advance_watermark(st, wm, 1)) != RV_OK)
+                    return rc;
+            }
+        }
+        if ((rc = fire_timers(st)) != RV_OK || (rc = flush_outputs(st, false)) != RV_OK)
+            return rc;
+        if (s == RV_SRC_END)
+            return finish_chain(st, 1);
+    }
+}
+
+static int64_t gate_watermark(const rv_subtask *st, bool *changed)
+{
+    int64_t m = INT64_MAX;
+    bool any_active = false, all_ended = true;
+    for (int i = 0; i < st->nins; i++) {
+        if (st->ins[i].ended)
+            continue;
+        all_ended = false;
+        if (st->ins[i].idle)
+            continue;
+        any_active = true;
+        if (st->ins[i].wm < m)
+            m = st->ins[i].wm;
+    }
+    *changed = false;
+    if (all_ended)
+        return st->wm;
+    if (!any_active)
+        return st->wm;
+    if (m > st->wm)
+        *changed = true;
+    return m;
+}
+
+static rv_code on_element(rv_subtask *st, in_chan *in, rv_elem el)
+{
+    op_inst *head = &st->ops[0];
+    rv_code rc = RV_OK;
+    switch (el.kind) {
+    case RV_EL_BATCH:
+        in->idle = false;
+        atomic_fetch_add(&st->m_in, el.u.b->nrows);
+        head->rows_in += el.u.b->nrows;
+        rc = head->pl->process(head->state, &head->ctx, in->input, el.u.b);
+        rv_batch_unref(el.u.b);
+        return fail_code(st, head, rc, "process");
+    case RV_EL_WATERMARK:
+        in->idle = false;
+        if (el.u.wm > in->wm)
+            in->wm = el.u.wm;
+        break;
+    case RV_EL_IDLE: in->idle = true; break;
+    case RV_EL_EOS: in->ended = true; break;
+    }
+    bool changed;
+    int64_t wm = gate_watermark(st, &changed);
+    if (changed && wm != RV_WATERMARK_MAX)
+        rc = advance_watermark(st, wm, 0);
+    return rc;
+}
+
+static bool all_inputs_ended(const rv_subtask *st)
+{
+    for (int i = 0; i < st->nins; i++)
+        if (!st->ins[i].ended)
+            return false;
+    return true;
+}
+
+static rv_code run_inputs(rv_subtask *st)
+{
+    int rr = 0; /* round-robin start, so no input starves another */
+    while (!all_inputs_ended(st)) {
+        if (canceled(st))
+            return RV_ERR_CANCELED;
+        bool got = false;
+        int64_t t0 = rv_now_ns();
+        for (int k = 0; k < st->nins; k++) {
+            in_chan *in = &st->ins[(rr + k) % st->nins];
+            if (in->ended)
+                continue;
+            /* Take a few elements per channel per round. */
+            for (int burst = 0; burst < 4; burst++) {
+                rv_elem el;
+                if (!rv_channel_pop(in->ch, &el))
+                    break;
+                got = true;
+                rv_code rc = on_element(st, in, el);
+                if (rc != RV_OK)
+                    return rc;
+                if (in->ended)
+                    break;
+            }
+        }
+        rr = (rr + 1) % (st->nins ? st->nins : 1);
+        rv_code rc;
+        if ((rc = fire_timers(st)) != RV_OK || (rc = flush_outputs(st, false)) != RV_OK)
+            return rc;
+        if (got) {
+            st->busy_ns += (uint64_t)(rv_now_ns() - t0);
+            continue;
+        }
+        /* Nothing to read: sleep until data, the next timer or the next
+         * output deadline. */
+        int64_t deadline = rv_now_ns() + IDLE_WAIT_NS;
+        int64_t od = output_deadline(st);
+        if (od < deadline)
+            deadline = od;
+        if (st->ntimers) {
+            int64_t td = rv_now_ns() + (st->timers[0].when - rv_wall_ms()) * 1000000;
+            if (td < deadline)
+                deadline = td;
+        }
+        rv_doorbell_prepare(&st->bell);
+        bool pending = false;
+        for (int i = 0; i < st->nins && !pending; i++)
+            pending = !st->ins[i].ended && rv_channel_len(st->ins[i].ch) > 0;
+        if (pending || deadline <= rv_now_ns()) {
+            rv_doorbell_cancel_wait(&st->bell);
+            continue;
+        }
+        int64_t s0 = rv_now_ns();
+        rv_doorbell_sleep(&st->bell, deadline);
+        st->idle_ns += (uint64_t)(rv_now_ns() - s0);
+    }
+    return finish_chain(st, 0);
+}
+
+static void *subtask_main(void *arg)
+{
+    rv_subtask *st = arg;
+    rv_code rc = RV_OK;
+    int opened = 0;
+    for (; opened < st->nops; opened++) {
+        op_inst *op = &st->ops[opened];
+        op->state = rv_xcalloc(1, op->pl->state_size ? op->pl->state_size : 1);
+        rv_err *err = op->pl->open ? op->pl->open(op->state, &op->ctx) : NULL;
+        if (err) {
+            rv_ctx_fail(&op->ctx, rv_err_wrap(err, "opening"));
+            rc = RV_ERR_INVALID;
+            break;
+        }
+        op->opened = true;
+    }
+    if (rc == RV_OK)
+        rc = st->ops[0].pl->kind == RV_PLUGIN_SOURCE ? run_source(st) : run_inputs(st);
+    for (int k = 0; k < st->nops; k++) {
+        op_inst *op = &st->ops[k];
+        if (op->opened && op->pl->close)
+            op->pl->close(op->state, &op->ctx);
+        op->opened = false;
+        RV_LOG_DEBUG(op->tag, "rows in %llu, out %llu", (unsigned long long)op->rows_in, (unsigned long long)op->rows_out);
+    }
+    rv_task_state state = RV_TASK_FINISHED;
+    const char *err = rv_job_run_error(st->jr);
+    if (err)
+        state = RV_TASK_FAILED;
+    else if (rc != RV_OK || canceled(st))
+        state = RV_TASK_CANCELED;
+    /* A subtask that stops early must not leave its consumers waiting. */
+    if (state != RV_TASK_FINISHED)
+        rv_job_run_cancel(st->jr);
+    if (st->done)
+        st->done(st->done_arg, st, state, err);
+    return NULL;
+}
+
+rv_err *rv_subtask_start(rv_subtask *st, rv_subtask_done_fn done, void *arg)
+{
+    st->done = done;
+    st->done_arg = arg;
+    int rc = pthread_create(&st->thread, NULL, subtask_main, st);
+    if (rc != 0)
+        return rv_err_new(RV_ERR_INTERNAL, "cannot start subtask thread: %s", strerror(rc));
+    st->started = true;
+    return NULL;
+}
+
+void rv_subtask_join(rv_subtask *st)
+{
+    if (st->started) {
+        pthread_join(st->thread, NULL);
+        st->started = false;
+    }
+}
