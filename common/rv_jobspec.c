@@ -152,6 +152,15 @@ static rv_err *parse_schema(const rv_ynode *v, const char *what, rv_schema **out
     return NULL;
 }
 
+/* A duration-valued key, with the error positioned first. */
+static rv_err *duration_key(const rv_ynode *v, const char *what, const char *key, int64_t *ms)
+{
+    if (v->kind != RV_YAML_SCALAR || !rv_duration_parse(v->str, ms))
+        return rv_yerr(v, RV_ERR_INVALID, "%s: '%s' expects a duration such as 500ms, 10s, 1m or 1h, got '%s'", what, key,
+                       v->kind == RV_YAML_SCALAR ? v->str : rv_ynode_kind_name(v->kind));
+    return NULL;
+}
+
 static rv_err *parse_event_time(rv_node *n, const rv_ynode *v, const char *what)
 {
     if (v->kind != RV_YAML_MAP)
@@ -167,9 +176,11 @@ static rv_err *parse_event_time(rv_node *n, const rv_ynode *v, const char *what)
     const rv_ynode *f = rv_ymap_get(v, "field");
     if (!f)
         return rv_yerr(v, RV_ERR_INVALID, "%s: 'event_time' needs 'field'", what);
-    rv_err *err = rv_ynode_scalar(f, "event_time.field");
+    char fwhat[256];
+    snprintf(fwhat, sizeof(fwhat), "%s: event_time.field", what);
+    rv_err *err = rv_ynode_scalar(f, fwhat);
     if (err)
-        return rv_err_wrap(err, "%s", what);
+        return err;
     if (!n->declared)
         return rv_yerr(v, RV_ERR_INVALID, "%s: 'event_time' needs a 'schema'", what);
     int idx = rv_schema_find(n->declared, f->str);
@@ -181,10 +192,10 @@ static rv_err *parse_event_time(rv_node *n, const rv_ynode *v, const char *what)
     n->has_event_time = true;
     n->event_time_index = idx;
     const rv_ynode *ooo = rv_ymap_get(v, "max_out_of_orderness");
-    if (ooo && (err = rv_ynode_duration(ooo, &n->max_out_of_orderness_ms)))
+    if (ooo && (err = duration_key(ooo, what, "event_time.max_out_of_orderness", &n->max_out_of_orderness_ms)))
         return err;
     const rv_ynode *idle = rv_ymap_get(v, "idle_timeout");
-    if (idle && (err = rv_ynode_duration(idle, &n->idle_timeout_ms)))
+    if (idle && (err = duration_key(idle, what, "event_time.idle_timeout", &n->idle_timeout_ms)))
         return err;
     return NULL;
 }
@@ -266,9 +277,8 @@ static rv_err *parse_node(rv_jobspec *js, rv_node *n, raw_node *raw, const rv_yn
     const rv_ynode *v;
     rv_err *err;
     if ((v = rv_ymap_get(map, "parallelism"))) {
-        int64_t par;
-        if ((err = rv_ynode_int(v, &par)))
-            return rv_err_wrap(err, "%s", what);
+        int64_t par = 0;
+        rv_err_free(rv_ynode_int(v, &par));
         if (par < 1 || par > 1024)
             return rv_yerr(v, RV_ERR_INVALID, "%s: parallelism must be between 1 and 1024", what);
         n->parallelism = (int)par;
@@ -279,8 +289,10 @@ static rv_err *parse_node(rv_jobspec *js, rv_node *n, raw_node *raw, const rv_yn
     if ((v = rv_ymap_get(map, "event_time")) && (err = parse_event_time(n, v, what)))
         return err;
     if ((v = rv_ymap_get(map, "on_error"))) {
-        if ((err = rv_ynode_scalar(v, "on_error")))
-            return rv_err_wrap(err, "%s", what);
+        char owhat[256];
+        snprintf(owhat, sizeof(owhat), "%s: on_error", what);
+        if ((err = rv_ynode_scalar(v, owhat)))
+            return err;
         int k = 0;
         while (on_error_names[k] && strcmp(on_error_names[k], v->str))
             k++;

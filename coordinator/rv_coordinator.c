@@ -33,6 +33,8 @@ typedef struct job {
     rv_job_state state;
     char *error;
     rv_tm *tm;
+    bool has_final_metrics;
+    rv_subtask_metrics final_metrics; /* kept when the job's subtasks are released */
     struct job *next;
 } job;
 
@@ -190,6 +192,12 @@ static void *loop(void *arg)
         case MSG_JOB_DONE: {
             job *j = find_job(c, m->job_id);
             if (j) {
+                rv_subtask_metrics fm;
+                bool have = rv_tm_job_metrics(j->tm, j->id, &fm);
+                pthread_mutex_lock(&c->mu);
+                j->final_metrics = fm;
+                j->has_final_metrics = have;
+                pthread_mutex_unlock(&c->mu);
                 rv_tm_release(j->tm, j->id);
                 rv_job_state s = m->state == RV_TASK_FINISHED ? RV_JOB_FINISHED : m->state == RV_TASK_FAILED ? RV_JOB_FAILED : RV_JOB_CANCELED;
                 set_state(c, j, s, m->error);
@@ -282,7 +290,12 @@ bool rv_coord_job_metrics(rv_coord *c, const char *job_id, rv_subtask_metrics *m
 {
     pthread_mutex_lock(&c->mu);
     job *j = find_job(c, job_id);
-    rv_tm *tm = j ? j->tm : NULL;
+    if (j && j->has_final_metrics) {
+        *m = j->final_metrics;
+        pthread_mutex_unlock(&c->mu);
+        return true;
+    }
+    rv_tm *tm = j && !rv_job_state_final(j->state) ? j->tm : NULL;
     pthread_mutex_unlock(&c->mu);
     return tm && rv_tm_job_metrics(tm, job_id, m);
 }

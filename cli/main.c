@@ -1,0 +1,265 @@
+/* rivulet: the command-line interface.
+ *
+ *   rivulet run job.yaml       run a job on the embedded mini-cluster
+ *                              (coordinator and one task manager in this
+ *                              process) until it finishes or Ctrl-C
+ *   rivulet validate job.yaml  check a job file without running it
+ *   rivulet plan job.yaml      print the tasks (chains), parallelism and
+ *                              partitioning; --dot for Graphviz
+ *   rivulet doc                print the job-spec reference of every plugin
+ *
+ * Exit codes: 0 success, 1 the job failed, 2 bad usage or invalid job
+ * file, 130 canceled by a signal. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rv_coordinator.h"
+#include "rv_graph.h"
+#include "rv_jobspec.h"
+#include "rv_log.h"
+#include "rv_mem.h"
+#include "rv_plugin.h"
+#include "rv_taskmanager.h"
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: rivulet <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  run <job.yaml>       run a job on the embedded mini-cluster until it ends\n"
+            "      -p, --parallelism N   override the job's default parallelism\n"
+            "      -q, --quiet           log warnings and errors only\n"
+            "      -v, --verbose         log debug messages\n"
+            "      --stats               print records, time and CPU per record at the end\n"
+            "  validate <job.yaml>  check a job file and report every problem's line:column\n"
+            "  plan <job.yaml>      print tasks, chaining, parallelism and partitioning\n"
+            "      --dot                 as a Graphviz graph\n"
+            "  doc                  print the job spec reference of every source, operator and sink\n"
+            "  help                 this text\n");
+}
+
+static int load(const char *path, int parallelism, rv_jobspec **js)
+{
+    rv_err *err = rv_jobspec_load(path, js);
+    if (!err && parallelism > 0)
+        err = rv_jobspec_set_parallelism(*js, parallelism);
+    if (err) {
+        fprintf(stderr, "%s\n", rv_err_msg(err));
+        rv_err_free(err);
+        if (*js)
+            rv_jobspec_unref(*js);
+        *js = NULL;
+        return 2;
+    }
+    return 0;
+}
+
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    int parallelism = 0;
+    bool stats = false;
+    static const struct option opts[] = {{"parallelism", required_argument, NULL, 'p'},
+                                         {"quiet", no_argument, NULL, 'q'},
+                                         {"verbose", no_argument, NULL, 'v'},
+                                         {"stats", no_argument, NULL, 's'},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "p:qv", opts, NULL)) != -1) {
+        switch (c) {
+        case 'p': parallelism = atoi(optarg); if (parallelism < 1) { fprintf(stderr, "rivulet run: --parallelism needs a number >= 1\n"); return 2; } break;
+        case 'q': rv_log_set_level(RV_LOG_LVL_WARN); break;
+        case 'v': rv_log_set_level(RV_LOG_LVL_DEBUG); break;
+        case 's': stats = true; break;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "rivulet run: expected one job file\n");
+        return 2;
+    }
+    rv_jobspec *js = NULL;
+    int rc = load(argv[optind], parallelism, &js);
+    if (rc)
+        return rc;
+
+    int slots = 1;
+    for (int i = 0; i < js->nnodes; i++)
+        if (js->nodes[i].parallelism > slots)
+            slots = js->nodes[i].parallelism;
+    rv_coord *coord = rv_coord_new();
+    rv_tm *tm = rv_tm_new("tm-0", slots);
+    rv_coord_add_tm(coord, tm);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    double cpu0 = cpu_seconds();
+    int64_t t0 = rv_now_ns();
+    char *job_id = NULL;
+    rv_err *err = rv_coord_submit(coord, js, &job_id);
+    rv_jobspec_unref(js);
+    if (err) {
+        fprintf(stderr, "rivulet: %s\n", rv_err_msg(err));
+        rv_err_free(err);
+        rv_coord_free(coord);
+        rv_tm_free(tm);
+        return 1;
+    }
+    rv_job_state st;
+    bool canceled_by_signal = false;
+    char *error = NULL;
+    for (;;) {
+        st = rv_coord_wait(coord, job_id, 100, &error);
+        if (rv_job_state_final(st))
+            break;
+        if (interrupted && !canceled_by_signal) {
+            canceled_by_signal = true;
+            fprintf(stderr, "rivulet: canceling job %s\n", job_id);
+            rv_err_free(rv_coord_cancel(coord, job_id));
+        }
+    }
+    double wall = (double)(rv_now_ns() - t0) / 1e9;
+    double cpu = cpu_seconds() - cpu0;
+    if (stats) {
+        rv_subtask_metrics m;
+        rv_coord_job_metrics(coord, job_id, &m);
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        fprintf(stderr,
+                "rivulet: stats: state=%s events=%llu bad_records=%llu wall_s=%.3f cpu_s=%.3f events_per_s=%.0f "
+                "events_per_cpu_s=%.0f backpressured_s=%.3f peak_rss_mib=%.1f\n",
+                rv_job_state_name(st), (unsigned long long)m.records_in, (unsigned long long)m.bad_records, wall, cpu,
+                wall > 0 ? (double)m.records_in / wall : 0, cpu > 0 ? (double)m.records_in / cpu : 0,
+                (double)m.backpressured_ns / 1e9, (double)ru.ru_maxrss / 1024.0);
+    }
+    if (st == RV_JOB_FAILED)
+        fprintf(stderr, "rivulet: job failed: %s\n", error ? error : "unknown error");
+    free(error);
+    free(job_id);
+    rv_coord_free(coord);
+    rv_tm_free(tm);
+    if (st == RV_JOB_FINISHED)
+        return 0;
+    if (st == RV_JOB_CANCELED)
+        return canceled_by_signal ? 130 : 1;
+    return 1;
+}
+
+static int cmd_validate(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "rivulet validate: expected one job file\n");
+        return 2;
+    }
+    rv_jobspec *js = NULL;
+    int rc = load(argv[1], 0, &js);
+    if (rc)
+        return rc;
+    printf("%s: ok (job '%s', %d nodes)\n", argv[1], js->name, js->nnodes);
+    rv_jobspec_unref(js);
+    return 0;
+}
+
+static int cmd_plan(int argc, char **argv)
+{
+    bool dot = false;
+    const char *file = NULL;
+    int parallelism = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--dot") == 0)
+            dot = true;
+        else if ((strcmp(argv[i], "-p") == 0 || strcmp(argv[i], "--parallelism") == 0) && i + 1 < argc)
+            parallelism = atoi(argv[++i]);
+        else if (!file)
+            file = argv[i];
+        else {
+            fprintf(stderr, "rivulet plan: unexpected argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!file) {
+        fprintf(stderr, "rivulet plan: expected a job file\n");
+        return 2;
+    }
+    rv_jobspec *js = NULL;
+    int rc = load(file, parallelism, &js);
+    if (rc)
+        return rc;
+    rv_job_graph *g = rv_job_graph_build(js);
+    if (dot)
+        rv_job_graph_dot(g, stdout);
+    else
+        rv_job_graph_print(g, stdout);
+    rv_job_graph_free(g);
+    rv_jobspec_unref(js);
+    return 0;
+}
+
+static int cmd_doc(void)
+{
+    static const char *const kinds[] = {"Sources", "Operators", "Sinks"};
+    for (int k = 0; k < 3; k++) {
+        printf("## %s\n\n", kinds[k]);
+        for (const rv_plugin *const *p = rv_plugin_all(); *p; p++) {
+            if ((int)(*p)->kind != k)
+                continue;
+            printf("### `%s`\n\n%s\n\n", (*p)->name, (*p)->doc ? (*p)->doc : "");
+            if ((*p)->nconfig)
+                rv_config_doc((*p)->config, (*p)->nconfig, stdout);
+            else
+                printf("No keys of its own.\n");
+            printf("\n");
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "validate") == 0)
+        return cmd_validate(argc - 1, argv + 1);
+    if (strcmp(cmd, "plan") == 0)
+        return cmd_plan(argc - 1, argv + 1);
+    if (strcmp(cmd, "doc") == 0)
+        return cmd_doc();
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "rivulet: unknown command '%s' (try 'rivulet help')\n", cmd);
+    return 2;
+}
