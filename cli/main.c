@@ -225,6 +225,9 @@ static int cmd_plan(int argc, char **argv)
 static int cmd_doc(void)
 {
     static const char *const kinds[] = {"Sources", "Operators", "Sinks"};
+    printf("## Job keys\n\n");
+    rv_jobspec_doc(stdout);
+    printf("\n");
     for (int k = 0; k < 3; k++) {
         printf("## %s\n\n", kinds[k]);
         for (const rv_plugin *const *p = rv_plugin_all(); *p; p++) {

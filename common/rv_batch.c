@@ -40,6 +40,7 @@ void rv_col_reserve(rv_column *c, uint32_t cap)
 {
     if (cap <= c->cap)
         return;
+    assert(cap <= UINT32_MAX / 2);
     uint32_t n = c->cap ? c->cap : 16;
     while (n < cap)
         n *= 2;
@@ -171,6 +172,7 @@ void rv_batch_reserve(rv_batch *b, uint32_t cap)
 {
     if (cap <= b->cap)
         return;
+    assert(cap <= UINT32_MAX / 2);
     uint32_t n = b->cap;
     while (n < cap)
         n *= 2;
@@ -209,7 +211,8 @@ static void append_col(rv_column *dst, uint32_t at, const rv_column *src, const 
         rv_xgrow((void **)&dst->data, &dst->data_cap, start + bytes, 1);
         size_t off = start;
         if (!sel) {
-            memcpy(dst->data + off, src->data + src->offsets[0], bytes);
+            if (bytes)
+                memcpy(dst->data + off, src->data + src->offsets[0], bytes);
             for (uint32_t k = 0; k < n; k++)
                 dst->offsets[at + k + 1] = (uint32_t)(start + (src->offsets[k + 1] - src->offsets[0]));
             off += bytes;
@@ -217,7 +220,8 @@ static void append_col(rv_column *dst, uint32_t at, const rv_column *src, const 
             for (uint32_t k = 0; k < n; k++) {
                 uint32_t r = sel[k];
                 uint32_t len = src->offsets[r + 1] - src->offsets[r];
-                memcpy(dst->data + off, src->data + src->offsets[r], len);
+                if (len)
+                    memcpy(dst->data + off, src->data + src->offsets[r], len);
                 off += len;
                 dst->offsets[at + k + 1] = (uint32_t)off;
             }
@@ -252,6 +256,7 @@ void rv_batch_append_rows(rv_batch *dst, const rv_batch *src, const uint32_t *se
 void rv_batch_put_column(rv_batch *b, int i, rv_column *c)
 {
     assert(i >= 0 && i < b->schema->nfields);
+    assert(c->type == b->schema->fields[i].type);
     rv_col_fini(&b->cols[i]);
     b->cols[i] = *c;
     memset(c, 0, sizeof(*c));

@@ -745,3 +745,8 @@ rv_err *rv_jobspec_set_parallelism(rv_jobspec *js, int p)
             js->nodes[i].parallelism = p;
     return plan_all(js);
 }
+
+void rv_jobspec_doc(FILE *out)
+{
+    rv_config_doc(job_table, NJOB_KEYS, out);
+}

@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "rv_err.h"
 #include "rv_plugin.h"
@@ -76,6 +77,8 @@ rv_err *rv_jobspec_set_parallelism(rv_jobspec *js, int p);
 rv_jobspec *rv_jobspec_ref(rv_jobspec *js);
 void rv_jobspec_unref(rv_jobspec *js); /* accepts NULL */
 
+/* Writes the Markdown table of the job-level keys. */
+void rv_jobspec_doc(FILE *out);
 /* Index of a node by id, or -1. */
 int rv_jobspec_find(const rv_jobspec *js, const char *id);
 /* Schema of a node's output port. */
