@@ -97,7 +97,7 @@ void rv_jobspec_unref(rv_jobspec *js)
 int rv_jobspec_find(const rv_jobspec *js, const char *id)
 {
     for (int i = 0; i < js->nnodes; i++)
-        if (strcmp(js->nodes[i].id, id) == 0)
+        if (js->nodes[i].id && strcmp(js->nodes[i].id, id) == 0)
             return i;
     return -1;
 }
@@ -241,8 +241,14 @@ static rv_err *parse_node(rv_jobspec *js, rv_node *n, raw_node *raw, const rv_yn
         return rv_yerr(map, RV_ERR_INVALID, "%s: missing 'type'", what);
     if (type->kind != RV_YAML_SCALAR)
         return rv_yerr(type, RV_ERR_INVALID, "%s: 'type' must be a name", what);
-    const rv_plugin *pl = rv_plugin_find(type->str);
+    const rv_plugin *pl = rv_plugin_find(type->str, section);
     if (!pl) {
+        for (int k = RV_PLUGIN_SOURCE; k <= RV_PLUGIN_SINK; k++) {
+            const rv_plugin *other = rv_plugin_find(type->str, (rv_plugin_kind)k);
+            if (other)
+                return rv_yerr(type, RV_ERR_INVALID, "%s: '%s' is a %s, not a %s; move it to '%ss'", what, other->name,
+                               kind_name(other->kind), sect, kind_name(other->kind));
+        }
         const char *names[64];
         size_t nn = 0;
         for (const rv_plugin *const *p = rv_plugin_all(); *p && nn < 64; p++)
@@ -256,9 +262,6 @@ static rv_err *parse_node(rv_jobspec *js, rv_node *n, raw_node *raw, const rv_yn
             return rv_yerr(type, RV_ERR_NOT_FOUND, "%s: unknown %s type '%s' (did you mean '%s'?)", what, sect, type->str, hint);
         return rv_yerr(type, RV_ERR_NOT_FOUND, "%s: unknown %s type '%s' (known: %s)", what, sect, type->str, list);
     }
-    if (pl->kind != section)
-        return rv_yerr(type, RV_ERR_INVALID, "%s: '%s' is a %s, not a %s; move it to '%ss'", what, pl->name,
-                       kind_name(pl->kind), sect, kind_name(pl->kind));
     if (pl->abi != RV_PLUGIN_ABI)
         return rv_yerr(type, RV_ERR_INTERNAL, "%s: plugin '%s' has ABI %d, runtime has %d", what, pl->name, pl->abi, RV_PLUGIN_ABI);
     n->plugin = pl;
@@ -513,11 +516,14 @@ static rv_err *plan_keys(rv_jobspec *js, rv_node *n, rv_schema *in, const char *
         rv_err *err = rv_expr_compile(src->str, in, &e, &off);
         if (err)
             return expr_error(src, err, off, what);
-        if (!name)
-            name = rv_expr_field_name(e);
-        char gen[32];
+        char gen[256];
         if (!name) {
-            snprintf(gen, sizeof(gen), "key%d", k);
+            /* A bare field keeps its name; other expressions are key<i>. */
+            const char *field = rv_expr_field_name(e);
+            if (field)
+                snprintf(gen, sizeof(gen), "%s", field);
+            else
+                snprintf(gen, sizeof(gen), "key%d", k);
             name = gen;
         }
         if (rv_schema_find(n->key_schema, name) >= 0) {

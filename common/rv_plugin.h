@@ -103,8 +103,9 @@ typedef struct rv_plugin {
     void (*close)(void *state, rv_op_ctx *ctx);
 } rv_plugin;
 
-/* Registry (taskmanager/rv_registry.c). */
-const rv_plugin *rv_plugin_find(const char *name);
+/* Registry (taskmanager/rv_registry.c). A source and a sink may share a
+ * name (`file`), so lookups give the kind. */
+const rv_plugin *rv_plugin_find(const char *name, rv_plugin_kind kind);
 /* All plugins, NULL-terminated. */
 const rv_plugin *const *rv_plugin_all(void);
 

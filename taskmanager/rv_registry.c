@@ -15,10 +15,10 @@ static const rv_plugin *const registry[] = {
     NULL,
 };
 
-const rv_plugin *rv_plugin_find(const char *name)
+const rv_plugin *rv_plugin_find(const char *name, rv_plugin_kind kind)
 {
     for (const rv_plugin *const *p = registry; *p; p++)
-        if (strcmp((*p)->name, name) == 0)
+        if ((*p)->kind == kind && strcmp((*p)->name, name) == 0)
             return *p;
     return NULL;
 }

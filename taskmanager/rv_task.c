@@ -400,8 +400,10 @@ static rv_code flush_dead_letters(rv_subtask *st)
     rv_batch *d = st->dead_letters;
     if (!d || d->nrows == 0)
         return RV_OK;
+    /* Outputs may keep references to the batch: start a new one. */
+    st->dead_letters = NULL;
     rv_code rc = send_to_outputs(&st->ops[0], RV_PORT_DEAD_LETTER, d);
-    rv_batch_clear(d);
+    rv_batch_unref(d);
     return rc;
 }
 

@@ -50,7 +50,7 @@ def test_slow_sink_slows_the_source_and_memory_stays_bounded(wd):
     path = wd.file("job.yaml", JOB.format(n=n))
     proc = subprocess.Popen([RIVULET, "run", "-q", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     fd = proc.stdout.fileno()
-    got = b""
+    chunks = []
     peak = 0
     # Phase 1: read slowly (~320 KiB/s) for 3 seconds.
     t_end = time.time() + 3
@@ -58,10 +58,10 @@ def test_slow_sink_slows_the_source_and_memory_stays_bounded(wd):
         chunk = os.read(fd, 16384)
         if not chunk:
             break
-        got += chunk
+        chunks.append(chunk)
         peak = max(peak, rss_kib(proc.pid))
         time.sleep(0.05)
-    slow_lines = got.count(b"\n")
+    slow_lines = sum(c.count(b"\n") for c in chunks)
     check(proc.poll() is None, "the job is still running while its sink is slow")
     # Without backpressure the generator would have finished long ago and
     # its output would sit in memory; with it, the job is held back.
@@ -72,8 +72,9 @@ def test_slow_sink_slows_the_source_and_memory_stays_bounded(wd):
         chunk = os.read(fd, 1 << 20)
         if not chunk:
             break
-        got += chunk
+        chunks.append(chunk)
         peak = max(peak, rss_kib(proc.pid))
+    got = b"".join(chunks)
     proc.wait(timeout=60)
     err = proc.stderr.read().decode()
     check_eq(proc.returncode, 0, f"exit code ({err})")

@@ -9,7 +9,7 @@ GOOD = [{"id": i, "name": f"n{i}", "amount": i * 1.5} for i in range(50)]
 # (line text, reason fragment) inserted between good lines.
 BAD = [
     ('{"id": 1000, "name": "x", "amount": ', "invalid JSON"),
-    ('not json at all', "invalid JSON"),
+    ('not json at all', "not a JSON object"),
     ('{"id": "seven", "name": "x", "amount": 1.0}', "field 'id'"),
     ('[1, 2, 3]', "not a JSON object"),
     ('{"id": 99999999999999999999999, "name": "x", "amount": 1}', "field 'id'"),

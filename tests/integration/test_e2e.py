@@ -42,7 +42,7 @@ def qps_reference(rows, size_ms=10_000):
     out = {}
     for (cid, start), (n, total, mx, lat) in acc.items():
         out[(cid, start)] = {"crawler_id": cid, "window_start": start, "window_end": start + size_ms, "n": n,
-                             "total": total, "qps": total / 10, "max_latency": mx, "avg_latency": lat / n}
+                             "total": total, "qps": total // 10, "qps_exact": total / 10.0, "max_latency": mx, "avg_latency": lat / n}
     return out
 
 
@@ -76,6 +76,7 @@ operators:
       n: count()
       total: sum(requests)
       qps: sum(requests) / 10
+      qps_exact: sum(requests) / 10.0
       max_latency: max(latency_ms)
       avg_latency: avg(latency_ms)
 sinks:
@@ -94,9 +95,9 @@ def compare_windows(got_rows, want):
     check_eq(sorted(got), sorted(want), "window keys")
     for k, w in want.items():
         g = got[k]
-        for f in ("window_end", "n", "total", "max_latency"):
+        for f in ("window_end", "n", "total", "max_latency", "qps"):
             check_eq(g[f], w[f], f"{k} {f}")
-        for f in ("qps", "avg_latency"):
+        for f in ("qps_exact", "avg_latency"):
             check(abs(g[f] - w[f]) <= 1e-9 * max(1, abs(w[f])), f"{k} {f}: got {g[f]}, want {w[f]}")
 
 
