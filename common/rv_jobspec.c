@@ -246,8 +246,9 @@ static rv_err *parse_node(rv_jobspec *js, rv_node *n, raw_node *raw, const rv_yn
         for (int k = RV_PLUGIN_SOURCE; k <= RV_PLUGIN_SINK; k++) {
             const rv_plugin *other = rv_plugin_find(type->str, (rv_plugin_kind)k);
             if (other)
-                return rv_yerr(type, RV_ERR_INVALID, "%s: '%s' is a %s, not a %s; move it to '%ss'", what, other->name,
-                               kind_name(other->kind), sect, kind_name(other->kind));
+                return rv_yerr(type, RV_ERR_INVALID, "%s: '%s' is %s %s, not a %s; move it to '%ss'", what, other->name,
+                               other->kind == RV_PLUGIN_OPERATOR ? "an" : "a", kind_name(other->kind), sect,
+                               kind_name(other->kind));
         }
         const char *names[64];
         size_t nn = 0;
