@@ -239,6 +239,10 @@ static int cmd_doc(void)
             else
                 printf("No keys of its own.\n");
             printf("\n");
+            if ((*p)->doc_more) {
+                (*p)->doc_more(stdout);
+                printf("\n");
+            }
         }
     }
     return 0;

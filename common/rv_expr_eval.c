@@ -212,13 +212,38 @@ static void cmp_strings(int op, uint32_t n, const rv_vec *a, const rv_vec *b, ui
     const uint32_t *ao = a->off, *bo = b->off;
     const char *ad = a->data, *bd = b->data;
     if (a->m && !b->m && (op == RV_OP_EQ || op == RV_OP_NE)) {
-        /* The common `field == "literal"`: lengths first, then bytes. */
-        uint32_t kl = bo[1] - bo[0];
+        /* The common `field == "literal"`: lengths first, then the first
+         * (up to) 8 bytes as one word, then the rest with memcmp. Bytes
+         * [ao[0], ao[n]) belong to the column, so a word load that ends
+         * there is in bounds; rows nearer the end use memcmp. */
+        uint32_t kl = bo[1] - bo[0], wl = kl < 8 ? kl : 8, end = ao[n];
         const char *k = bd + bo[0];
-        uint8_t ne = op == RV_OP_NE;
-        for (uint32_t i = 0; i < n; i++) {
-            uint32_t s = ao[i], l = ao[i + 1] - s;
-            uint8_t eq = l == kl && memcmp(ad + s, k, kl) == 0;
+        uint8_t ne = op == RV_OP_NE, mb[8] = {0};
+        uint64_t kw = 0, mask;
+        memcpy(&kw, k, wl);
+        memset(mb, 0xff, wl);
+        memcpy(&mask, mb, 8);
+        uint32_t i = 0;
+        if (kl <= 8) {
+            /* Offsets grow, so the rows with a whole word come first. */
+            for (; i < n && ao[i] + 8 <= end; i++) {
+                uint32_t st = ao[i];
+                uint64_t w;
+                memcpy(&w, ad + st, 8);
+                out[i] = (uint8_t)(((ao[i + 1] - st == kl) & (((w ^ kw) & mask) == 0)) ^ ne);
+            }
+        } else {
+            for (; i < n && ao[i] + 8 <= end; i++) {
+                uint32_t st = ao[i];
+                uint64_t w;
+                memcpy(&w, ad + st, 8);
+                uint8_t eq = ao[i + 1] - st == kl && w == kw && memcmp(ad + st + 8, k + 8, kl - 8) == 0;
+                out[i] = eq ^ ne;
+            }
+        }
+        for (; i < n; i++) {
+            uint32_t st = ao[i];
+            uint8_t eq = ao[i + 1] - st == kl && memcmp(ad + st, k, kl) == 0;
             out[i] = eq ^ ne;
         }
         return;
@@ -464,14 +489,25 @@ static void eval_if(uint32_t nr, const rv_vec *cond, const rv_vec *a, const rv_v
         for (uint32_t i = 0; i < nr; i++)
             c->d.f64[i] = truthy(cond, i) ? a->d.f[i & a->m] : b->d.f[i & b->m];
         break;
-    case RV_T_STRING:
+    case RV_T_STRING: {
+        size_t total = 0;
+        for (uint32_t i = 0; i < nr; i++) {
+            const rv_vec *v = truthy(cond, i) ? a : b;
+            uint32_t k = i & v->m;
+            total += v->off[k + 1] - v->off[k];
+        }
+        char *dst = rv_col_str_room(c, total);
+        size_t off = 0;
         for (uint32_t i = 0; i < nr; i++) {
             uint32_t len;
             const char *p = truthy(cond, i) ? rv_vec_str(a, i, &len) : rv_vec_str(b, i, &len);
-            memcpy(rv_col_str_room(c, len), p, len);
-            rv_col_str_commit(c, i, len);
+            memcpy(dst + off, p, len);
+            off += len;
+            c->offsets[i + 1] = (uint32_t)off;
         }
+        c->data_len = off;
         break;
+    }
     case RV_T_NULL: break;
     }
 }

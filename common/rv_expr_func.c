@@ -328,25 +328,41 @@ static uint8_t *args_nulls(rv_column *c, uint32_t nr, const rv_vec *args, int na
 
 static void case_map(const rv_vec *a, uint32_t nr, rv_column *c, bool upper)
 {
-    size_t total = 0;
-    for (uint32_t i = 0; i < nr; i++) {
-        uint32_t k = i & a->m;
-        total += a->off[k + 1] - a->off[k];
-    }
-    char *dst = rv_col_str_room(c, total);
-    size_t off = 0;
     char lo = upper ? 'a' : 'A', hi = upper ? 'z' : 'Z';
+    if (a->m) {
+        /* A column: map its bytes in one pass and rebase the offsets. */
+        uint32_t base = a->off[0], total = a->off[nr] - base;
+        char *dst = rv_col_str_room(c, total);
+        const char *src = a->data + base;
+        for (uint32_t j = 0; j < total; j++) {
+            char ch = src[j];
+            dst[j] = (char)(ch >= lo && ch <= hi ? ch ^ 0x20 : ch);
+        }
+        for (uint32_t i = 0; i < nr; i++)
+            c->offsets[i + 1] = a->off[i + 1] - base;
+        c->data_len = total;
+        return;
+    }
+    uint32_t len;
+    const char *s = rv_vec_str(a, 0, &len);
+    char *dst = rv_col_str_room(c, (size_t)len * nr);
     for (uint32_t i = 0; i < nr; i++) {
-        uint32_t len;
-        const char *s = rv_vec_str(a, i, &len);
         for (uint32_t j = 0; j < len; j++) {
             char ch = s[j];
-            dst[off + j] = (char)(ch >= lo && ch <= hi ? ch ^ 0x20 : ch);
+            dst[(size_t)i * len + j] = (char)(ch >= lo && ch <= hi ? ch ^ 0x20 : ch);
         }
-        off += len;
-        c->offsets[i + 1] = (uint32_t)off;
+        c->offsets[i + 1] = (uint32_t)((size_t)(i + 1) * len);
     }
-    c->data_len = off;
+    c->data_len = (size_t)len * nr;
+}
+
+/* Total bytes of a string view over nr rows: an upper bound for the
+ * output of functions that return a part of each row. */
+static size_t str_total(const rv_vec *a, uint32_t nr)
+{
+    if (a->m)
+        return a->off[nr] - a->off[0];
+    return (size_t)(a->off[1] - a->off[0]) * nr;
 }
 
 static void match_fn(rv_efn fn, const rv_vec *a, const rv_vec *b, uint32_t nr, uint8_t *out)
@@ -369,6 +385,8 @@ static void match_fn(rv_efn fn, const rv_vec *a, const rv_vec *b, uint32_t nr, u
 
 static void substr_fn(const rv_vec *args, int na, uint32_t nr, rv_column *c)
 {
+    char *dst = rv_col_str_room(c, str_total(&args[0], nr));
+    size_t off = 0;
     for (uint32_t i = 0; i < nr; i++) {
         uint32_t sl;
         const char *s = rv_vec_str(&args[0], i, &sl);
@@ -381,13 +399,17 @@ static void substr_fn(const rv_vec *args, int na, uint32_t nr, rv_column *c)
             if ((uint64_t)ln < take)
                 take = (size_t)ln;
         }
-        memcpy(rv_col_str_room(c, take), s + from, take);
-        rv_col_str_commit(c, i, take);
+        memcpy(dst + off, s + from, take);
+        off += take;
+        c->offsets[i + 1] = (uint32_t)off;
     }
+    c->data_len = off;
 }
 
 static void split_index_fn(const rv_vec *args, uint32_t nr, rv_column *c, uint8_t *nl)
 {
+    char *dst = rv_col_str_room(c, str_total(&args[0], nr));
+    size_t off = 0;
     for (uint32_t i = 0; i < nr; i++) {
         uint32_t sl, pl;
         const char *s = rv_vec_str(&args[0], i, &sl), *sep = rv_vec_str(&args[1], i, &pl);
@@ -411,9 +433,11 @@ static void split_index_fn(const rv_vec *args, uint32_t nr, rv_column *c, uint8_
             }
         }
         nl[i] |= !found;
-        memcpy(rv_col_str_room(c, to - from), s + from, to - from);
-        rv_col_str_commit(c, i, to - from);
+        memcpy(dst + off, s + from, to - from);
+        off += to - from;
+        c->offsets[i + 1] = (uint32_t)off;
     }
+    c->data_len = off;
 }
 
 static void regex_fn(rv_enode *n, const rv_vec *args, uint32_t nr, rv_column *c, uint8_t *nl)
@@ -442,20 +466,24 @@ static void regex_fn(rv_enode *n, const rv_vec *args, uint32_t nr, rv_column *c,
 
 static void to_string_fn(const rv_vec *a, uint32_t nr, rv_column *c)
 {
-    char buf[40];
+    enum { MAXLEN = 40 }; /* longest formatted value, with room */
+    char *dst = rv_col_str_room(c, (size_t)nr * MAXLEN);
+    size_t off = 0;
     for (uint32_t i = 0; i < nr; i++) {
+        char *buf = dst + off;
         size_t len = 0;
         uint32_t k = i & a->m;
         switch (a->type) {
-        case RV_T_BOOL: len = (size_t)snprintf(buf, sizeof(buf), "%s", a->d.b[k] ? "true" : "false"); break;
+        case RV_T_BOOL: len = (size_t)snprintf(buf, MAXLEN, "%s", a->d.b[k] ? "true" : "false"); break;
         case RV_T_INT64:
         case RV_T_TIMESTAMP: len = fmt_i64(a->d.i[k], buf); break;
-        case RV_T_FLOAT64: len = fmt_f64(a->d.f[k], buf, sizeof(buf)); break;
+        case RV_T_FLOAT64: len = fmt_f64(a->d.f[k], buf, MAXLEN); break;
         default: break;
         }
-        memcpy(rv_col_str_room(c, len), buf, len);
-        rv_col_str_commit(c, i, len);
+        off += len;
+        c->offsets[i + 1] = (uint32_t)off;
     }
+    c->data_len = off;
 }
 
 static bool parse_bool(const char *s, uint32_t len, uint8_t *out)

@@ -180,10 +180,11 @@ void rv_col_prepare(rv_column *c, uint32_t nrows);
 /* Gives c a null map for rows [0, nrows) without clearing it; the caller
  * writes every byte. */
 uint8_t *rv_col_nulls_raw(rv_column *c);
-/* String output: room for `more` bytes past c->data_len. */
+/* String output: room for `more` bytes past c->data_len (never NULL, so
+ * that memcpy of zero bytes gets a valid pointer). */
 static inline char *rv_col_str_room(rv_column *c, size_t more)
 {
-    rv_xgrow((void **)&c->data, &c->data_cap, c->data_len + more, 1);
+    rv_xgrow((void **)&c->data, &c->data_cap, c->data_len + more + 1, 1);
     return c->data + c->data_len;
 }
 /* Ends string row `row` after len bytes written at the room pointer. */

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "rv_batch.h"
 #include "rv_config.h"
@@ -77,6 +78,9 @@ typedef struct rv_plugin {
     size_t nconfig;
     size_t config_size;
     size_t state_size;
+    /* Optional: more reference text for docs/jobspec.md after the config
+     * table (e.g. the keys of nested maps). */
+    void (*doc_more)(FILE *out);
 
     /* Checks the config against the inputs and sets the output schema.
      * Errors should be positioned (rv_yerr). Required for sources and

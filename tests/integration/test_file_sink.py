@@ -195,7 +195,8 @@ sinks:
 
 def test_no_rows_publishes_no_file(wd):
     out = wd.join("out")
-    res = run_job(wd, gen_job(out, 0, p=2))
+    job = gen_job(out, 1000, p=2).replace("sinks:", "operators:\n  - id: none\n    type: filter\n    where: seq < 0\nsinks:")
+    res = run_job(wd, job)
     check_eq(res.returncode, 0, f"exit code (stderr: {res.stderr})")
     check_eq(parts(out) if os.path.isdir(out) else {}, {}, "no part files")
 
