@@ -77,12 +77,11 @@ struct rv_expr {
 };
 
 /* Checks a parsed tree (taking it) and wraps it into an rv_expr. */
-static rv_err *compile_tree(rv_enode *root, const char *src, const rv_schema *in, const rv_schema *agg_schema,
-                            rv_expr **out, size_t *err_offset)
+static rv_err *compile_tree(rv_enode *root, const rv_schema *in, const rv_schema *agg_schema, rv_expr **out,
+                            size_t *err_offset)
 {
     rv_echeck c;
     memset(&c, 0, sizeof(c));
-    c.src = src;
     c.in = in;
     c.agg_schema = agg_schema;
     rv_err *err = rv_expr_check(&c, &root);
@@ -101,11 +100,12 @@ static rv_err *compile_tree(rv_enode *root, const char *src, const rv_schema *in
 
 rv_err *rv_expr_compile(const char *src, const rv_schema *in, rv_expr **out, size_t *err_offset)
 {
+    assert(src && in && out);
     rv_enode *root = NULL;
     rv_err *err = rv_expr_parse(src, &root, err_offset);
     if (err)
         return err;
-    return compile_tree(root, src, in, NULL, out, err_offset);
+    return compile_tree(root, in, NULL, out, err_offset);
 }
 
 void rv_expr_free(rv_expr *e)
@@ -271,7 +271,7 @@ static rv_err *extract_aggs(agg_build *ab, rv_enode **np)
             rv_enode *an = n->args[0];
             arg_pos = an->pos;
             n->nargs = 0; /* the argument now belongs to its own rv_expr */
-            rv_err *err = compile_tree(an, ab->src, ab->in, NULL, &arg, &ab->err_offset);
+            rv_err *err = compile_tree(an, ab->in, NULL, &arg, &ab->err_offset);
             if (err)
                 return err;
             at = arg->type;
@@ -309,6 +309,7 @@ static rv_err *extract_aggs(agg_build *ab, rv_enode **np)
 
 rv_err *rv_expr_compile_agg(const char *src, const rv_schema *in, rv_agg_expr **out, size_t *err_offset)
 {
+    assert(src && in && out);
     rv_enode *root = NULL;
     rv_err *err = rv_expr_parse(src, &root, err_offset);
     if (err)
@@ -325,7 +326,7 @@ rv_err *rv_expr_compile_agg(const char *src, const rv_schema *in, rv_agg_expr **
         if (err_offset)
             *err_offset = ab.err_offset;
     } else {
-        err = compile_tree(root, src, in, ab.a->final_schema, &ab.a->final, err_offset);
+        err = compile_tree(root, in, ab.a->final_schema, &ab.a->final, err_offset);
     }
     free(ab.span_pos);
     free(ab.span_len);

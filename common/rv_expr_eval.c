@@ -512,29 +512,44 @@ static void eval_if(uint32_t nr, const rv_vec *cond, const rv_vec *a, const rv_v
     }
 }
 
+/* Index of the first argument not null at row i, or na when all are. */
+static int first_non_null(const rv_vec *args, int na, uint32_t i)
+{
+    int k = 0;
+    while (k < na && rv_vec_null(&args[k], i))
+        k++;
+    return k;
+}
+
+#define COALESCE_LOOP(OUTARR, FIELD)                                 \
+    do {                                                             \
+        for (uint32_t i = 0; i < nr; i++) {                          \
+            int k = first_non_null(args, na, i);                     \
+            nl[i] = k == na;                                         \
+            const rv_vec *v = &args[k == na ? na - 1 : k];           \
+            (OUTARR)[i] = v->d.FIELD[i & v->m];                      \
+        }                                                            \
+    } while (0)
+
 static void eval_coalesce(uint32_t nr, const rv_vec *args, int na, rv_column *c)
 {
     uint8_t *nl = rv_col_nulls_raw(c);
-    for (uint32_t i = 0; i < nr; i++) {
-        int k = 0;
-        while (k < na && rv_vec_null(&args[k], i))
-            k++;
-        nl[i] = k == na;
-        const rv_vec *v = &args[k == na ? na - 1 : k];
-        uint32_t j = i & v->m;
-        switch (c->type) {
-        case RV_T_BOOL: c->d.b[i] = v->d.b[j]; break;
-        case RV_T_INT64:
-        case RV_T_TIMESTAMP: c->d.i64[i] = v->d.i[j]; break;
-        case RV_T_FLOAT64: c->d.f64[i] = v->d.f[j]; break;
-        case RV_T_STRING: {
-            uint32_t len = k == na ? 0 : v->off[j + 1] - v->off[j];
-            memcpy(rv_col_str_room(c, len), v->data + v->off[j], len);
+    switch (c->type) {
+    case RV_T_BOOL: COALESCE_LOOP(c->d.b, b); break;
+    case RV_T_INT64:
+    case RV_T_TIMESTAMP: COALESCE_LOOP(c->d.i64, i); break;
+    case RV_T_FLOAT64: COALESCE_LOOP(c->d.f64, f); break;
+    case RV_T_STRING:
+        for (uint32_t i = 0; i < nr; i++) {
+            int k = first_non_null(args, na, i);
+            nl[i] = k == na;
+            uint32_t len = 0;
+            const char *p = k == na ? "" : rv_vec_str(&args[k], i, &len);
+            memcpy(rv_col_str_room(c, len), p, len);
             rv_col_str_commit(c, i, len);
-            break;
         }
-        case RV_T_NULL: break;
-        }
+        break;
+    case RV_T_NULL: break;
     }
 }
 

@@ -77,14 +77,6 @@ const char *const *rv_efunc_names(size_t *n)
     return func_names;
 }
 
-const char *rv_efunc_name(rv_efn fn)
-{
-    for (size_t k = 0; k < NFUNCS; k++)
-        if (funcs[k].fn == fn)
-            return funcs[k].name;
-    return "?";
-}
-
 /* ---- scalar helpers ---- */
 
 static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
@@ -469,19 +461,30 @@ static void to_string_fn(const rv_vec *a, uint32_t nr, rv_column *c)
     enum { MAXLEN = 40 }; /* longest formatted value, with room */
     char *dst = rv_col_str_room(c, (size_t)nr * MAXLEN);
     size_t off = 0;
-    for (uint32_t i = 0; i < nr; i++) {
-        char *buf = dst + off;
-        size_t len = 0;
-        uint32_t k = i & a->m;
-        switch (a->type) {
-        case RV_T_BOOL: len = (size_t)snprintf(buf, MAXLEN, "%s", a->d.b[k] ? "true" : "false"); break;
-        case RV_T_INT64:
-        case RV_T_TIMESTAMP: len = fmt_i64(a->d.i[k], buf); break;
-        case RV_T_FLOAT64: len = fmt_f64(a->d.f[k], buf, MAXLEN); break;
-        default: break;
+    uint32_t m = a->m;
+    switch (a->type) {
+    case RV_T_BOOL:
+        for (uint32_t i = 0; i < nr; i++) {
+            bool v = a->d.b[i & m] != 0;
+            memcpy(dst + off, v ? "true" : "false", 5);
+            off += v ? 4 : 5;
+            c->offsets[i + 1] = (uint32_t)off;
         }
-        off += len;
-        c->offsets[i + 1] = (uint32_t)off;
+        break;
+    case RV_T_INT64:
+    case RV_T_TIMESTAMP:
+        for (uint32_t i = 0; i < nr; i++) {
+            off += fmt_i64(a->d.i[i & m], dst + off);
+            c->offsets[i + 1] = (uint32_t)off;
+        }
+        break;
+    case RV_T_FLOAT64:
+        for (uint32_t i = 0; i < nr; i++) {
+            off += fmt_f64(a->d.f[i & m], dst + off, MAXLEN);
+            c->offsets[i + 1] = (uint32_t)off;
+        }
+        break;
+    default: assert(!"string() of a string is a view"); break;
     }
     c->data_len = off;
 }

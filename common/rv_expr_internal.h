@@ -79,7 +79,6 @@ struct rv_enode {
     double f;
     char *str;
     uint32_t soff[2]; /* {0, strlen}: a literal string as a 1-row offsets array */
-    bool negated;     /* LIT made by folding '-' into a number token */
 
     /* FIELD: name as written (owned), resolved index, synthetic "$k". */
     char *name;
@@ -141,7 +140,6 @@ rv_err *rv_expr_parse(const char *src, rv_enode **out, size_t *err_offset);
 
 /* ---- checking (rv_expr_check.c) ---- */
 typedef struct rv_echeck {
-    const char *src;
     const rv_schema *in;    /* fields that may be referenced */
     /* Aggregate-outer mode (compile_agg): fields of `in` are errors, and
      * synthetic fields refer to agg_schema. NULL otherwise. */
@@ -157,7 +155,6 @@ rv_err *rv_expr_check(rv_echeck *c, rv_enode **root);
 const rv_efunc_info *rv_efunc_find(const char *name);
 /* All function names (for suggestions); *n receives the count. */
 const char *const *rv_efunc_names(size_t *n);
-const char *rv_efunc_name(rv_efn fn);
 /* Evaluates a CALL node (other than if/coalesce) over nrows rows from its
  * evaluated arguments into dst, which has the node's type. */
 void rv_efunc_eval(rv_enode *n, const rv_vec *args, uint32_t nrows, rv_column *dst);

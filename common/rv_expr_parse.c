@@ -360,7 +360,6 @@ static rv_enode *int_literal(parser *ps, bool neg, size_t pos)
     n->type = RV_T_INT64;
     /* Negate in unsigned arithmetic: 2^63 becomes INT64_MIN without UB. */
     n->i = (int64_t)(neg ? 0u - t->u : t->u);
-    n->negated = neg;
     n->end = t->end;
     return n;
 }
@@ -505,7 +504,6 @@ static rv_enode *parse_unary(parser *ps)
             n = rv_enode_new(RV_EN_LIT, pos);
             n->type = RV_T_FLOAT64;
             n->f = -ps->t.f;
-            n->negated = true;
             n->end = ps->t.end;
         }
         if (n && !next(ps)) {

@@ -1,5 +1,4 @@
 /* rv_mem: aborting allocation wrappers for small, internal allocations. */
-#define _GNU_SOURCE
 #include "rv_mem.h"
 
 #include <stdio.h>

@@ -73,7 +73,6 @@ typedef struct file_state {
     const file_cfg *cfg;
     rv_row_writer w;
     rv_schema *schema; /* borrowed from the runtime */
-    char what[160];    /* "file sink 'id'" */
     char *dir;         /* cfg->path without trailing slashes */
     int dirfd;         /* -1 until opened */
     int subtask;
@@ -90,53 +89,36 @@ typedef struct file_state {
     uint64_t rows_total, files_total;
 } file_state;
 
-/* Fails the job with "<what>: <action> <dir>/<name>: <strerror(e)>". */
+/* Fails the job with "<action> <dir>/<name>: <strerror(e)>" (the runtime
+ * prefixes "sink '<id>': "). */
 static rv_code io_fail(file_state *st, rv_op_ctx *ctx, const char *action, const char *name, int e)
 {
     st->failed = true;
-    rv_ctx_fail(ctx, rv_err_new(RV_ERR_IO, "%s: %s %s/%s: %s", st->what, action, st->dir, name,
-                                strerror(e)));
+    rv_ctx_fail(ctx, rv_err_new(RV_ERR_IO, "%s %s/%s: %s", action, st->dir, name, strerror(e)));
     return RV_ERR_IO;
 }
 
 /* ---- configuration ---- */
 
-static rv_err *cfg_err(const rv_ynode *node, const char *key, rv_err *err)
-{
-    const rv_ynode *at = node ? rv_ymap_get(node, key) : NULL;
-    if (!at)
-        at = node;
-    if (!at)
-        return err;
-    rv_err *e = rv_yerr(at, rv_err_code(err), "%s", rv_err_msg(err));
-    rv_err_free(err);
-    return e;
-}
-
 static rv_err *check_cfg(const file_cfg *cfg, const rv_ynode *node, const char *what,
                          rv_row_writer *w)
 {
     if (!cfg->path || !cfg->path[0])
-        return cfg_err(node, "path", rv_err_new(RV_ERR_INVALID, "%s: path: must name a directory",
-                                                what));
+        return rv_row_writer_key_err(node, what, "path", "must name a directory");
     if (cfg->roll_size < 1)
-        return cfg_err(node, "roll_size",
-                       rv_err_new(RV_ERR_INVALID, "%s: roll_size: must be at least 1 byte", what));
+        return rv_row_writer_key_err(node, what, "roll_size", "must be at least 1 byte");
     const char *pre = cfg->prefix;
     if (!pre || !pre[0] || strchr(pre, '/') || pre[0] == '.')
-        return cfg_err(node, "prefix",
-                       rv_err_new(RV_ERR_INVALID,
-                                  "%s: prefix: must be a non-empty file name part without '/' "
-                                  "that does not start with '.' (hidden names are in-progress "
-                                  "files)",
-                                  what));
+        return rv_row_writer_key_err(node, what, "prefix",
+                       "must be a non-empty file name part without '/' that does not start "
+                       "with '.' (hidden names are in-progress files)");
     return rv_row_writer_init(w, &cfg->fmt, node, what);
 }
 
 static rv_err *file_plan(rv_plan *p)
 {
     char what[160];
-    snprintf(what, sizeof(what), "file sink '%s'", p->id);
+    snprintf(what, sizeof(what), "sink '%s'", p->id);
     rv_row_writer w;
     return check_cfg(p->config, p->node, what, &w);
 }
@@ -144,7 +126,7 @@ static rv_err *file_plan(rv_plan *p)
 /* ---- directory ---- */
 
 /* mkdir -p: creates dir and its missing parents. */
-static rv_err *make_dirs(const char *dir, const char *what)
+static rv_err *make_dirs(const char *dir)
 {
     char *p = rv_xstrdup(dir);
     rv_err *err = NULL;
@@ -154,7 +136,7 @@ static rv_err *make_dirs(const char *dir, const char *what)
         char c = *s;
         *s = '\0';
         if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            err = rv_err_new(RV_ERR_IO, "%s: creating directory %s: %s", what, p, strerror(errno));
+            err = rv_err_new(RV_ERR_IO, "creating directory %s: %s", p, strerror(errno));
             break;
         }
         *s = c;
@@ -207,7 +189,7 @@ static rv_err *scan_dir(file_state *st)
         int e = errno;
         if (fd >= 0)
             close(fd);
-        return rv_err_new(RV_ERR_IO, "%s: listing %s: %s", st->what, st->dir, strerror(e));
+        return rv_err_new(RV_ERR_IO, "listing %s: %s", st->dir, strerror(e));
     }
     uint64_t next = 0;
     struct dirent *de;
@@ -219,7 +201,7 @@ static rv_err *scan_dir(file_state *st)
     int e = errno;
     closedir(d);
     if (e)
-        return rv_err_new(RV_ERR_IO, "%s: listing %s: %s", st->what, st->dir, strerror(e));
+        return rv_err_new(RV_ERR_IO, "listing %s: %s", st->dir, strerror(e));
     st->next_n = next;
     return NULL;
 }
@@ -281,9 +263,9 @@ static rv_code part_open(file_state *st, rv_op_ctx *ctx)
     }
     st->failed = true;
     rv_ctx_fail(ctx, rv_err_new(RV_ERR_IO,
-                                "%s: no free part file name in %s after %d tries (is another "
-                                "sink writing there with prefix '%s'?)",
-                                st->what, st->dir, FILE_NAME_TRIES, st->cfg->prefix));
+                                "no free part file name in %s after %d tries (is another sink "
+                                "writing there with prefix '%s'?)",
+                                st->dir, FILE_NAME_TRIES, st->cfg->prefix));
     return RV_ERR_IO;
 }
 
@@ -326,20 +308,24 @@ static rv_code part_publish(file_state *st, rv_op_ctx *ctx)
     if (e == EEXIST) {
         st->failed = true;
         rv_ctx_fail(ctx, rv_err_new(RV_ERR_IO,
-                                    "%s: cannot publish %s/%s: the file already exists (is "
-                                    "another sink writing there with prefix '%s'?); the rows "
-                                    "are kept in %s",
-                                    st->what, st->dir, st->final_name, st->cfg->prefix,
-                                    st->tmp_name));
+                                    "cannot publish %s/%s: the file already exists (is another "
+                                    "sink writing there with prefix '%s'?); the rows are kept "
+                                    "in %s",
+                                    st->dir, st->final_name, st->cfg->prefix, st->tmp_name));
         return RV_ERR_IO;
     }
     if (e != 0)
         return io_fail(st, ctx, "renaming", st->tmp_name, e);
-    if (fsync(st->dirfd) != 0)
-        return io_fail(st, ctx, "syncing directory", ".", errno);
+    if (fsync(st->dirfd) != 0) {
+        st->failed = true;
+        rv_ctx_fail(ctx, rv_err_new(RV_ERR_IO, "syncing directory %s: %s", st->dir,
+                                    strerror(errno)));
+        return RV_ERR_IO;
+    }
     st->files_total++;
-    RV_LOG_DEBUG(rv_ctx_tag(ctx), "%s: published %s/%s (%" PRIu64 " rows, %" PRId64 " bytes)",
-                 st->what, st->dir, st->final_name, st->file_rows, st->file_bytes);
+    RV_LOG_DEBUG(rv_ctx_tag(ctx),
+                 "file sink: published %s/%s (%" PRIu64 " rows, %" PRId64 " bytes)", st->dir,
+                 st->final_name, st->file_rows, st->file_bytes);
     return RV_OK;
 }
 
@@ -369,20 +355,19 @@ static rv_err *file_open(void *state, rv_op_ctx *ctx)
     st->cfg = rv_ctx_config(ctx);
     st->subtask = rv_ctx_subtask(ctx);
     st->schema = rv_ctx_input_schema(ctx, 0);
-    snprintf(st->what, sizeof(st->what), "file sink '%s'", rv_ctx_id(ctx));
-    rv_err *err = check_cfg(st->cfg, NULL, st->what, &st->w);
+    /* The runtime prefixes open() errors with the sink's id. */
+    rv_err *err = check_cfg(st->cfg, NULL, NULL, &st->w);
     if (err)
         return err;
 
     st->dir = rv_xstrdup(st->cfg->path);
     for (size_t len = strlen(st->dir); len > 1 && st->dir[len - 1] == '/'; len--)
         st->dir[len - 1] = '\0';
-    err = make_dirs(st->dir, st->what);
+    err = make_dirs(st->dir);
     if (!err) {
         st->dirfd = open(st->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (st->dirfd < 0)
-            err = rv_err_new(RV_ERR_IO, "%s: opening directory %s: %s", st->what, st->dir,
-                             strerror(errno));
+            err = rv_err_new(RV_ERR_IO, "opening directory %s: %s", st->dir, strerror(errno));
     }
     if (!err)
         err = scan_dir(st);
@@ -449,8 +434,8 @@ static rv_code file_finish(void *state, rv_op_ctx *ctx)
         if (rc != RV_OK)
             return rc;
     }
-    RV_LOG_INFO(rv_ctx_tag(ctx), "%s: wrote %" PRIu64 " rows in %" PRIu64 " files to %s",
-                st->what, st->rows_total, st->files_total, st->dir);
+    RV_LOG_INFO(rv_ctx_tag(ctx), "file sink: wrote %" PRIu64 " rows in %" PRIu64 " files to %s",
+                st->rows_total, st->files_total, st->dir);
     return RV_OK;
 }
 
@@ -462,8 +447,8 @@ static void file_close(void *state, rv_op_ctx *ctx)
          * hidden file rather than deleting it; best effort. */
         if (!st->failed)
             (void)write_buf(st, ctx);
-        RV_LOG_WARN(rv_ctx_tag(ctx), "%s: job did not finish: %s/%s left unpublished",
-                    st->what, st->dir, st->tmp_name);
+        RV_LOG_WARN(rv_ctx_tag(ctx), "file sink: input did not end: %s/%s left unpublished",
+                    st->dir, st->tmp_name);
     }
     release(st);
 }

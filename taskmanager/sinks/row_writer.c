@@ -13,40 +13,41 @@ const char *const rv_row_ts_choices[] = {"epoch_ms", "iso8601", NULL};
 /* The ENUM indexes are used as the enums directly. */
 _Static_assert(RV_TS_EPOCH_MS == 0 && RV_TS_ISO8601 == 1, "rv_row_ts_choices order");
 
-/* Error at the `key` value of the sink's map if present, else at the map,
- * else unpositioned. */
-static rv_err *opt_err(const rv_ynode *node, const char *key, const char *what, const char *msg)
+rv_err *rv_row_writer_key_err(const rv_ynode *node, const char *what, const char *key,
+                              const char *msg)
 {
     const rv_ynode *at = node ? rv_ymap_get(node, key) : NULL;
     if (!at)
         at = node;
+    const char *sep = what ? ": " : "";
+    what = what ? what : "";
     if (at)
-        return rv_yerr(at, RV_ERR_INVALID, "%s: %s: %s", what, key, msg);
-    return rv_err_new(RV_ERR_INVALID, "%s: %s: %s", what, key, msg);
+        return rv_yerr(at, RV_ERR_INVALID, "%s%s%s: %s", what, sep, key, msg);
+    return rv_err_new(RV_ERR_INVALID, "%s%s%s: %s", what, sep, key, msg);
 }
 
 rv_err *rv_row_writer_init(rv_row_writer *w, const rv_row_opts *o, const rv_ynode *node,
                            const char *what)
 {
-    assert(w && o && what);
+    assert(w && o);
     if (o->format != RV_ROW_JSON && o->format != RV_ROW_CSV)
-        return opt_err(node, "format", what, "must be json or csv");
+        return rv_row_writer_key_err(node, what, "format", "must be json or csv");
     if (o->timestamp_format != RV_TS_EPOCH_MS && o->timestamp_format != RV_TS_ISO8601)
-        return opt_err(node, "timestamp_format", what, "must be epoch_ms or iso8601");
+        return rv_row_writer_key_err(node, what, "timestamp_format", "must be epoch_ms or iso8601");
 
     const char *d = o->delimiter ? o->delimiter : ",";
     char delim;
     if (strcmp(d, "tab") == 0 || strcmp(d, "\\t") == 0 || strcmp(d, "\t") == 0) {
         delim = '\t';
     } else if (strlen(d) != 1) {
-        return opt_err(node, "delimiter", what,
+        return rv_row_writer_key_err(node, what, "delimiter",
                        "must be exactly one character (use `tab` or \"\\t\" for a tab)");
     } else {
         delim = d[0];
         /* A quote, line break or NUL as separator would make the output
          * ambiguous to every CSV reader. */
         if (delim == '"' || delim == '\n' || delim == '\r')
-            return opt_err(node, "delimiter", what,
+            return rv_row_writer_key_err(node, what, "delimiter",
                            "a quote or line break cannot separate fields");
     }
 

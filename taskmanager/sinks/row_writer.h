@@ -60,10 +60,18 @@ typedef struct rv_row_writer {
 
 /* Checks o and fills *w (written only on success). `node` is the sink's
  * YAML map, used to position errors (may be NULL); `what` names the sink
- * in messages ("sink 'out'"). Errors: RV_ERR_INVALID for a delimiter that
- * is not one usable character. */
+ * in messages ("sink 'out'"; NULL for none, when the caller's context
+ * already names it). Errors: RV_ERR_INVALID for a delimiter that is not one
+ * usable character or an enum out of range. */
 rv_err *rv_row_writer_init(rv_row_writer *w, const rv_row_opts *o, const rv_ynode *node,
                            const char *what);
+
+/* A config error "what: key: msg" (just "key: msg" when what is NULL),
+ * positioned at the value of `key` in the sink's YAML map `node` if
+ * present, else at the map, else unpositioned (node NULL). For the sinks'
+ * own keys too. Returns a new RV_ERR_INVALID error. */
+rv_err *rv_row_writer_key_err(const rv_ynode *node, const char *what, const char *key,
+                              const char *msg);
 
 /* File name extension without the dot: "json" or "csv". Static string. */
 const char *rv_row_writer_ext(const rv_row_writer *w);

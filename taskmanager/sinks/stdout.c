@@ -36,7 +36,6 @@ static const rv_cfg_key stdout_keys[] = {
 typedef struct stdout_state {
     rv_row_writer w;
     rv_buf buf;
-    char what[160]; /* "stdout sink 'id'" for messages */
 } stdout_state;
 
 /* Standard output is one process-wide resource shared by every instance of
@@ -73,8 +72,7 @@ static rv_code flush(stdout_state *st, rv_op_ctx *ctx)
     int e = write_stdout(st->buf.data, st->buf.len);
     st->buf.len = 0;
     if (e != 0) {
-        rv_ctx_fail(ctx, rv_err_new(RV_ERR_IO, "%s: writing to standard output: %s", st->what,
-                                    strerror(e)));
+        rv_ctx_fail(ctx, rv_err_new(RV_ERR_IO, "writing to standard output: %s", strerror(e)));
         return RV_ERR_IO;
     }
     return RV_OK;
@@ -84,7 +82,7 @@ static rv_err *stdout_plan(rv_plan *p)
 {
     const stdout_cfg *cfg = p->config;
     char what[160];
-    snprintf(what, sizeof(what), "stdout sink '%s'", p->id);
+    snprintf(what, sizeof(what), "sink '%s'", p->id);
     rv_row_writer w;
     return rv_row_writer_init(&w, &cfg->fmt, p->node, what);
 }
@@ -93,8 +91,8 @@ static rv_err *stdout_open(void *state, rv_op_ctx *ctx)
 {
     stdout_state *st = state;
     const stdout_cfg *cfg = rv_ctx_config(ctx);
-    snprintf(st->what, sizeof(st->what), "stdout sink '%s'", rv_ctx_id(ctx));
-    rv_err *err = rv_row_writer_init(&st->w, &cfg->fmt, NULL, st->what);
+    /* The runtime prefixes open() errors with the sink's id. */
+    rv_err *err = rv_row_writer_init(&st->w, &cfg->fmt, NULL, NULL);
     if (err)
         return err;
     /* One header for the whole output, not one per subtask. */
@@ -105,8 +103,7 @@ static rv_err *stdout_open(void *state, rv_op_ctx *ctx)
             st->buf.len = 0;
             if (e != 0) {
                 rv_buf_fini(&st->buf); /* close() is not called when open() fails */
-                return rv_err_new(RV_ERR_IO, "%s: writing to standard output: %s", st->what,
-                                  strerror(e));
+                return rv_err_new(RV_ERR_IO, "writing to standard output: %s", strerror(e));
             }
         }
     }

@@ -56,7 +56,6 @@ typedef struct src_file {
 
 typedef struct file_state {
     const file_config *cfg;
-    char *what; /* "source 'id'" */
     const char *tag;
     bool is_dir;
     int subtask, par;
@@ -176,7 +175,7 @@ static rv_err *scan_dir(file_state *st)
 {
     DIR *d = opendir(st->cfg->path);
     if (!d)
-        return rv_err_new(RV_ERR_IO, "%s: cannot read directory '%s': %s", st->what,
+        return rv_err_new(RV_ERR_IO, "cannot read directory '%s': %s",
                           st->cfg->path, strerror(errno));
     char **names = NULL;
     size_t n = 0, cap = 0;
@@ -226,7 +225,7 @@ static void check_files(file_state *st)
             continue; /* gone for now (being rotated) */
         bool replaced = sb.st_ino != f->ino;
         if (replaced || (uint64_t)sb.st_size < f->seen) {
-            RV_LOG_INFO(st->tag, "%s: %s was %s; reading it from the start", st->what, f->path,
+            RV_LOG_INFO(st->tag, "%s was %s; reading it from the start", f->path,
                         replaced ? "replaced" : "truncated");
             f->ino = sb.st_ino;
             f->offset = f->seen = f->lineno = 0;
@@ -245,7 +244,6 @@ static rv_err *file_open(void *state, rv_op_ctx *ctx)
 {
     file_state *st = state;
     st->cfg = rv_ctx_config(ctx);
-    st->what = rv_xasprintf("source '%s'", rv_ctx_id(ctx));
     st->tag = rv_ctx_tag(ctx);
     st->subtask = rv_ctx_subtask(ctx);
     st->par = rv_ctx_parallelism(ctx);
@@ -255,7 +253,7 @@ static rv_err *file_open(void *state, rv_op_ctx *ctx)
                          st->cfg->delimiter[0], (size_t)st->cfg->max_line_bytes);
     struct stat sb;
     if (stat(st->cfg->path, &sb) != 0) {
-        rv_err *err = rv_err_new(RV_ERR_IO, "%s: cannot read '%s': %s", st->what, st->cfg->path,
+        rv_err *err = rv_err_new(RV_ERR_IO, "cannot read '%s': %s", st->cfg->path,
                                  strerror(errno));
         file_close(st, ctx);
         return err;
@@ -268,7 +266,7 @@ static rv_err *file_open(void *state, rv_op_ctx *ctx)
             return err;
         }
         if (st->nfiles == 0 && !st->cfg->follow && st->subtask == 0)
-            RV_LOG_WARN(st->tag, "%s: no files matching '%s' in '%s'", st->what, st->cfg->pattern,
+            RV_LOG_WARN(st->tag, "no files matching '%s' in '%s'", st->cfg->pattern,
                         st->cfg->path);
     } else if (st->subtask == 0) {
         add_file(st, st->cfg->path, st->cfg->path, sb.st_ino);
@@ -299,18 +297,18 @@ static bool open_next(file_state *st, rv_op_ctx *ctx, bool *failed)
             if (fd >= 0)
                 close(fd);
             if (!st->cfg->follow) {
-                rv_ctx_fail(ctx, rv_err_new(RV_ERR_IO, "%s: cannot read '%s': %s", st->what,
+                rv_ctx_fail(ctx, rv_err_new(RV_ERR_IO, "cannot read '%s': %s",
                                             f->path, strerror(e)));
                 *failed = true;
                 return false;
             }
-            RV_LOG_WARN(st->tag, "%s: cannot read '%s' (will retry): %s", st->what, f->path,
+            RV_LOG_WARN(st->tag, "cannot read '%s' (will retry): %s", f->path,
                         strerror(e));
             continue;
         }
         const char *why = NULL;
         if (!rv_line_decoder_restart(&st->dec, f->header, f->header_len, &why))
-            RV_LOG_WARN(st->tag, "%s: %s: %s", st->what, f->path, why);
+            RV_LOG_WARN(st->tag, "%s: %s", f->path, why);
         st->fd = fd;
         st->cur = f;
         st->lr = rv_line_reader_new(fd, (size_t)st->cfg->max_line_bytes, st->cfg->follow);
@@ -374,7 +372,7 @@ static rv_src_status file_poll(void *state, rv_op_ctx *ctx)
             if (!on_line(st, ctx, ls, line, len))
                 return RV_SRC_FAILED;
         } else if (ls == RV_LINE_ERROR) {
-            rv_ctx_fail(ctx, rv_err_new(RV_ERR_IO, "%s: reading '%s': %s", st->what,
+            rv_ctx_fail(ctx, rv_err_new(RV_ERR_IO, "reading '%s': %s",
                                         st->cur->path, rv_line_reader_error(st->lr)));
             return RV_SRC_FAILED;
         } else {
@@ -427,7 +425,6 @@ static void file_close(void *state, rv_op_ctx *ctx)
     free(st->files);
     rv_line_decoder_fini(&st->dec);
     rv_batch_unref(st->b);
-    free(st->what);
     memset(st, 0, sizeof(*st));
 }
 

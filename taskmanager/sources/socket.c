@@ -59,7 +59,6 @@ typedef struct conn {
 
 typedef struct sock_state {
     const sock_config *cfg;
-    char *what; /* "source 'id'" */
     const char *tag;
     rv_schema *schema;
     rv_buf header;  /* CSV with header: false: the schema's columns */
@@ -170,7 +169,7 @@ static rv_err *resolve(sock_state *st, bool passive, struct addrinfo **out)
     hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
     int rc = getaddrinfo(st->cfg->host, port, &hints, out);
     if (rc)
-        return rv_err_new(RV_ERR_IO, "%s: cannot resolve host '%s': %s", st->what, st->cfg->host,
+        return rv_err_new(RV_ERR_IO, "cannot resolve host '%s': %s", st->cfg->host,
                           gai_strerror(rc));
     return NULL;
 }
@@ -199,14 +198,14 @@ static rv_err *start_listen(sock_state *st)
     }
     freeaddrinfo(ai);
     if (st->lfd < 0)
-        return rv_err_new(RV_ERR_IO, "%s: cannot listen on %s:%d: %s", st->what, st->cfg->host,
+        return rv_err_new(RV_ERR_IO, "cannot listen on %s:%d: %s", st->cfg->host,
                           (int)st->cfg->port, strerror(e));
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     char text[80] = "?";
     if (getsockname(st->lfd, (struct sockaddr *)&ss, &len) == 0)
         addr_format((struct sockaddr *)&ss, len, text, sizeof(text));
-    RV_LOG_INFO(st->tag, "%s: listening on %s", st->what, text);
+    RV_LOG_INFO(st->tag, "listening on %s", text);
     return NULL;
 }
 
@@ -216,7 +215,6 @@ static rv_err *sock_open(void *state, rv_op_ctx *ctx)
 {
     sock_state *st = state;
     st->cfg = rv_ctx_config(ctx);
-    st->what = rv_xasprintf("source '%s'", rv_ctx_id(ctx));
     st->tag = rv_ctx_tag(ctx);
     st->schema = rv_ctx_output_schema(ctx);
     st->batch = (uint32_t)st->cfg->batch_size;
@@ -255,12 +253,12 @@ static void add_conn(sock_state *st, int fd, const char *peer)
     if (st->header.len)
         rv_line_decoder_restart(&c->dec, st->header.data, st->header.len, &why);
     if (why)
-        RV_LOG_WARN(st->tag, "%s: %s", st->what, why);
+        RV_LOG_WARN(st->tag, "%s", why);
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
     rv_xgrow((void **)&st->conns, &st->cap, st->nconns + 1, sizeof(conn *));
     st->conns[st->nconns++] = c;
     st->ever_connected = true;
-    RV_LOG_DEBUG(st->tag, "%s: connection from %s", st->what, peer);
+    RV_LOG_DEBUG(st->tag, "connection from %s", peer);
 }
 
 static void drop_conn(sock_state *st, size_t k)
@@ -281,7 +279,7 @@ static void accept_all(sock_state *st)
         int fd = accept4(st->lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-                RV_LOG_WARN(st->tag, "%s: accept: %s", st->what, strerror(errno));
+                RV_LOG_WARN(st->tag, "accept: %s", strerror(errno));
             return;
         }
         char peer[80];
@@ -305,14 +303,14 @@ static bool read_conn(sock_state *st, rv_op_ctx *ctx, size_t k, uint32_t *budget
         if (ls == RV_LINE_EOF || ls == RV_LINE_ERROR) {
             if (ls == RV_LINE_ERROR) {
                 if (st->cfg->mode == MODE_CONNECT) {
-                    rv_ctx_fail(ctx, rv_err_new(RV_ERR_IO, "%s: reading from %s: %s", st->what,
+                    rv_ctx_fail(ctx, rv_err_new(RV_ERR_IO, "reading from %s: %s",
                                                 c->peer, rv_line_reader_error(c->lr)));
                     return false;
                 }
-                RV_LOG_WARN(st->tag, "%s: dropping client %s: %s", st->what, c->peer,
+                RV_LOG_WARN(st->tag, "dropping client %s: %s", c->peer,
                             rv_line_reader_error(c->lr));
             }
-            RV_LOG_DEBUG(st->tag, "%s: %s closed after %llu lines", st->what, c->peer,
+            RV_LOG_DEBUG(st->tag, "%s closed after %llu lines", c->peer,
                          (unsigned long long)c->lineno);
             drop_conn(st, k);
             *gone = true;
@@ -392,7 +390,7 @@ static rv_src_status connect_step(sock_state *st, rv_op_ctx *ctx)
         }
         st->cfd = socket(st->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (st->cfd < 0) {
-            rv_ctx_fail(ctx, rv_err_new(RV_ERR_IO, "%s: socket: %s", st->what, strerror(errno)));
+            rv_ctx_fail(ctx, rv_err_new(RV_ERR_IO, "socket: %s", strerror(errno)));
             return RV_SRC_FAILED;
         }
         if (connect(st->cfd, (struct sockaddr *)&st->addr, st->alen) != 0 && errno != EINPROGRESS) {
@@ -417,7 +415,7 @@ static rv_src_status connect_step(sock_state *st, rv_op_ctx *ctx)
         st->last_errno = soerr;
         goto retry;
     }
-    RV_LOG_INFO(st->tag, "%s: connected to %s", st->what, st->addr_text);
+    RV_LOG_INFO(st->tag, "connected to %s", st->addr_text);
     add_conn(st, st->cfd, st->addr_text);
     st->cfd = -1;
     return RV_SRC_MORE;
@@ -426,8 +424,8 @@ retry:
     st->cfd = -1;
     now = mono_ms();
     if (now >= st->deadline_ms) {
-        rv_ctx_fail(ctx, rv_err_new(RV_ERR_IO, "%s: cannot connect to %s within %lld ms: %s",
-                                    st->what, st->addr_text, (long long)st->cfg->connect_timeout,
+        rv_ctx_fail(ctx, rv_err_new(RV_ERR_IO, "cannot connect to %s within %lld ms: %s",
+                                    st->addr_text, (long long)st->cfg->connect_timeout,
                                     strerror(st->last_errno)));
         return RV_SRC_FAILED;
     }
@@ -481,7 +479,6 @@ static void sock_close(void *state, rv_op_ctx *ctx)
         close(st->cfd);
     rv_batch_unref(st->b);
     rv_buf_fini(&st->header);
-    free(st->what);
     memset(st, 0, sizeof(*st));
     st->lfd = st->cfd = -1;
 }

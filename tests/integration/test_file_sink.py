@@ -219,7 +219,7 @@ def test_full_disk_fails_the_job_naming_the_file(wd):
     try:
         res = run_job(wd, gen_job(os.path.join(mnt, "out"), 200_000, p=1))
         check_eq(res.returncode, 1, "exit code")
-        check("file sink 'out': writing " in res.stderr and ".part-0-0.json.inprogress: No space left on device"
+        check("sink 'out': writing " in res.stderr and ".part-0-0.json.inprogress: No space left on device"
               in res.stderr, f"error names the file and the reason: {res.stderr!r}")
         check_eq([f for f in os.listdir(os.path.join(mnt, "out")) if not f.startswith(".")], [],
                  "nothing published")

@@ -274,6 +274,29 @@ Test(rv_expr, string_comparisons_are_bytewise)
     check1("len(\"\\\\\\\"\")", "2");
 }
 
+Test(rv_expr, string_equality_with_short_and_long_literals)
+{
+    /* Rows long enough for the word-at-a-time path, and a tail that is not. */
+    static const char *const words[] = {"abcdefghij", "abcdefghijk", "abcdefghiX", "abc", "", "abcdefgh",
+                                        "abcdefghij", "abcdefgh", "abc"};
+    enum { NW = sizeof(words) / sizeof(words[0]) };
+    rv_schema *sc = rv_schema_new();
+    rv_schema_add(sc, "w", RV_T_STRING);
+    rv_value rows[NW];
+    for (size_t k = 0; k < NW; k++)
+        rows[k] = VS(words[k]);
+    rv_batch *b = mk_batch(sc, NW, rows);
+    check_on(b, "w == \"abcdefghij\"", "true,false,false,false,false,false,true,false,false");
+    check_on(b, "w == \"abcdefgh\"", "false,false,false,false,false,true,false,true,false");
+    check_on(b, "w != \"abc\"", "true,true,true,false,true,true,true,true,false");
+    check_on(b, "w == \"\"", "false,false,false,false,true,false,false,false,false");
+    check_on(b, "w == \"abcdefghiX\"", "false,false,true,false,false,false,false,false,false");
+    check_on(b, "\"abcdefgh\" != w", "true,true,true,true,true,false,true,false,true");
+    check_on(b, "w in [\"abc\", \"abcdefghijk\"]", "false,true,false,true,false,false,false,false,true");
+    rv_batch_unref(b);
+    rv_schema_unref(sc);
+}
+
 Test(rv_expr, string_concat)
 {
     check("s + \"!\"", "\"hello!\",null,\"World!\",\"!\"");
@@ -589,6 +612,16 @@ Test(rv_expr, eval_roots_copy_fields_and_broadcast_literals)
     rv_col_fini(&col);
     rv_expr_free(e);
     rv_schema_unref(sc);
+    rv_batch_unref(b);
+}
+
+Test(rv_expr, empty_batch)
+{
+    rv_batch *b = std_batch(0);
+    static const char *const srcs[] = {"s + t", "i * k", "lower(s)", "b && c", "coalesce(s, t)", "if(b, s, t)",
+                                       "string(f)", "s", "1", "null", "substr(s, 1, 2)", "i in [1, 2]"};
+    for (size_t k = 0; k < sizeof(srcs) / sizeof(srcs[0]); k++)
+        check_on(b, srcs[k], "");
     rv_batch_unref(b);
 }
 

@@ -230,6 +230,37 @@ Test(rv_row_writer, rejects_unusable_delimiters)
     }
 }
 
+Test(rv_row_writer, error_without_what_names_only_the_key)
+{
+    rv_row_opts o = {.format = RV_ROW_CSV, .delimiter = "::"};
+    rv_row_writer w;
+    rv_err *err = rv_row_writer_init(&w, &o, NULL, NULL);
+    cr_assert_not_null(err);
+    cr_assert(strncmp(rv_err_msg(err), "delimiter: must be exactly one character", 40) == 0, "%s",
+              rv_err_msg(err));
+    rv_err_free(err);
+}
+
+Test(rv_row_writer, key_err_positions_at_value_then_map)
+{
+    rv_ydoc *doc = NULL;
+    const char *text = "id: out\nprefix: x/y\n";
+    rv_err *err = rv_yaml_parse(text, strlen(text), "j.yaml", &doc);
+    cr_assert_null(err);
+    err = rv_row_writer_key_err(rv_ydoc_root(doc), "sink 'out'", "prefix", "bad");
+    cr_assert_str_eq(rv_err_msg(err), "j.yaml:2:9: sink 'out': prefix: bad");
+    rv_err_free(err);
+    /* A key that is absent: the map's own position. */
+    err = rv_row_writer_key_err(rv_ydoc_root(doc), "sink 'out'", "path", "required");
+    cr_assert_str_eq(rv_err_msg(err), "j.yaml:1:1: sink 'out': path: required");
+    rv_err_free(err);
+    err = rv_row_writer_key_err(NULL, NULL, "path", "required");
+    cr_assert_str_eq(rv_err_msg(err), "path: required");
+    cr_assert_eq(rv_err_code(err), RV_ERR_INVALID);
+    rv_err_free(err);
+    rv_ydoc_free(doc);
+}
+
 Test(rv_row_writer, rejects_out_of_range_enums)
 {
     rv_row_opts o = {.format = 2, .delimiter = ","};
