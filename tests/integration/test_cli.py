@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import genref
-from harness import RIVULET, check, check_eq, main, read_json_lines, rivulet
+from harness import RIVULET, check, check_eq, main, read_json_lines, read_part_files, rivulet
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 QUICKSTART = os.path.join(ROOT, "examples", "quickstart.yaml")
@@ -116,6 +116,30 @@ sinks:
     check_eq([r["n"] for r in rows], list(range(len(rows))), "rows in order, none lost before the cut")
 
 
+def test_crawler_qps_example_alerts_match_reference(wd):
+    with open(os.path.join(ROOT, "examples", "crawler_qps.yaml")) as f:
+        job = f.read().replace("/tmp/rivulet-examples/crawler_qps", wd.join("out"))
+    data = os.path.join(ROOT, "examples", "data", "crawler_events.jsonl")
+    job = job.replace("examples/data/crawler_events.jsonl", data)
+    sums, bad = collections.Counter(), 0
+    with open(data) as f:
+        for line in f:
+            try:
+                r = json.loads(line)
+                int(r["ts"])
+            except (ValueError, TypeError):
+                bad += 1
+                continue
+            sums[(r["crawler_id"], r["ts"] // 10_000 * 10_000)] += r["requests"]
+    want = sorted((c, w, s) for (c, w), s in sums.items() if s / 10.0 < 10)
+    check(len(want) > 0, "the example data contains alerts")
+    res = rivulet("run", "-q", wd.file("crawler_qps.yaml", job))
+    check_eq(res.returncode, 0, f"exit code ({res.stderr})")
+    alerts = read_part_files(wd.join("out", "alerts"))
+    check_eq(sorted((a["crawler_id"], a["window_start"], a["requests"]) for a in alerts), want, "alerts")
+    check_eq(len(read_part_files(wd.join("out", "dead_letters"))), bad, "dead letters")
+
+
 def test_usage_errors_exit_2(wd):
     for args, msg in ((["frobnicate"], "unknown command 'frobnicate'"), (["run"], "expected one job file"),
                       (["validate", wd.join("missing.yaml")], "cannot open job file")):
@@ -131,5 +155,6 @@ if __name__ == "__main__":
         test_plan_dot_is_graphviz,
         test_docs_jobspec_is_generated_from_the_config_tables,
         test_ctrl_c_cancels_a_running_job_cleanly,
+        test_crawler_qps_example_alerts_match_reference,
         test_usage_errors_exit_2,
     ])
