@@ -46,7 +46,7 @@
  *   null); strings parse as optionally signed decimal integers with
  *   surrounding blanks allowed (anything else, or overflow, gives null);
  *   bool gives 0/1; timestamp its epoch ms. float(x): strings parse with
- *   strtod, whole string. bool(x): numbers are != 0 (NaN gives null);
+ *   strtod (whole string but surrounding blanks; "inf" and "nan" too). bool(x): numbers are != 0 (NaN gives null);
  *   strings "true"/"false" (any case) and "1"/"0", else null.
  *   string(x): bool as true/false, ints and timestamps in decimal (epoch
  *   ms), floats as the shortest of %.15g/%.16g/%.17g that reads back

@@ -8,6 +8,7 @@
  * so folding cannot disagree with evaluation); and a comparison with a
  * literal on the left is mirrored so the literal is on the right. Errors
  * carry the byte offset of the offending token or node. */
+#include <assert.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -100,7 +101,22 @@ static rv_enode *null_lit_for(rv_enode *n, rv_type t)
     return l;
 }
 
-/* Wraps *slot (an int64 node) in an implicit conversion to float64. */
+/* Wraps *slot in an implicit conversion (float() or timestamp()). */
+static void convert(rv_enode **slot, rv_efn fn, rv_type t)
+{
+    rv_enode *n = rv_enode_new(RV_EN_CALL, (*slot)->pos);
+    n->end = (*slot)->end;
+    n->op = fn;
+    n->implicit = true;
+    n->type = t;
+    n->args = rv_xmalloc(sizeof(*n->args));
+    n->args[0] = *slot;
+    n->nargs = 1;
+    n->height = (*slot)->height + 1;
+    *slot = n;
+}
+
+/* Converts *slot (an int64 node) to float64. */
 static void to_float(rv_enode **slot)
 {
     rv_enode *a = *slot;
@@ -112,15 +128,7 @@ static void to_float(rv_enode **slot)
         a->type = RV_T_FLOAT64;
         return;
     }
-    rv_enode *n = rv_enode_new(RV_EN_CALL, a->pos);
-    n->end = a->end;
-    n->op = RV_FN_FLOAT;
-    n->implicit = true;
-    n->type = RV_T_FLOAT64;
-    n->args = rv_xmalloc(sizeof(*n->args));
-    n->args[0] = a;
-    n->nargs = 1;
-    *slot = n;
+    convert(slot, RV_FN_FLOAT, RV_T_FLOAT64);
 }
 
 /* The common type of two values that may meet in if()/coalesce(), or
@@ -147,11 +155,12 @@ static void coerce(rv_enode **slot, rv_type t)
     rv_enode *a = *slot;
     if (a->type == t)
         return;
-    if (is_null_lit(a))
+    if (is_null_lit(a) || (is_lit(a) && t == RV_T_TIMESTAMP))
         a->type = t;
     else if (t == RV_T_FLOAT64)
         to_float(slot);
-    /* int64 -> timestamp shares storage; the parent's type decides. */
+    else
+        convert(slot, RV_FN_TIMESTAMP, t); /* a view: int64 and timestamp share storage */
 }
 
 static rv_err *check_node(rv_echeck *c, rv_enode **np);
@@ -492,6 +501,7 @@ static rv_enode *take_arg(rv_enode *n, int k)
     n->args[k] = NULL;
     if (is_null_lit(a))
         a->type = n->type;
+    assert(a->type == n->type);
     rv_enode_free(n);
     return a;
 }

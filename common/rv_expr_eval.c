@@ -557,7 +557,9 @@ static bool eval_call(rv_enode *n, const rv_batch *in, rv_column *c, rv_vec *out
 {
     uint32_t nr = in->nrows;
     rv_vec args[8];
-    rv_vec *av = n->nargs <= 8 ? args : rv_xmalloc((size_t)n->nargs * sizeof(rv_vec));
+    if (n->nargs > 8 && !n->argv)
+        n->argv = rv_xmalloc((size_t)n->nargs * sizeof(rv_vec));
+    rv_vec *av = n->nargs <= 8 ? args : n->argv;
     for (int k = 0; k < n->nargs; k++)
         rv_enode_eval(n->args[k], in, NULL, &av[k]);
     bool wrote = true;
@@ -580,8 +582,6 @@ static bool eval_call(rv_enode *n, const rv_batch *in, rv_column *c, rv_vec *out
         rv_col_prepare(c, nr);
         rv_efunc_eval(n, av, nr, c);
     }
-    if (av != args)
-        free(av);
     return wrote;
 }
 
@@ -593,7 +593,7 @@ static bool eval_node(rv_enode *n, const rv_batch *in, rv_column *dst, rv_vec *o
         return false;
     }
     if (n->kind == RV_EN_FIELD) {
-        assert(n->field >= 0 && n->field < in->schema->nfields);
+        assert(n->field >= 0 && n->field < in->schema->nfields && in->cols[n->field].type == n->type);
         rv_vec_of_col(&in->cols[n->field], out);
         out->type = n->type;
         return false;

@@ -102,9 +102,9 @@ struct rv_enode {
     /* Scratch result column, reused across batches (type = node type). */
     rv_column res;
     bool res_ready;
-    /* Second scratch column for functions needing one (if/coalesce). */
-    rv_column tmp;
-    bool tmp_ready;
+    /* Argument views of a call with many arguments (coalesce), kept
+     * across batches. */
+    struct rv_vec *argv;
 };
 
 /* A read-only view of a node's value over a batch: a column, or a scalar

@@ -80,8 +80,7 @@ void rv_enode_free(rv_enode *n)
     free(n->buf);
     if (n->res_ready)
         rv_col_fini(&n->res);
-    if (n->tmp_ready)
-        rv_col_fini(&n->tmp);
+    free(n->argv);
     free(n);
 }
 

@@ -1,7 +1,7 @@
 /* rv_plugin: the ABI of sources, operators and sinks, and the runtime
  * context they call back into.
  *
- * Each plugin is one `static const rv_plugin` holding its name, kind, ABI
+ * Each plugin is one `const rv_plugin` (named in the registry) holding its name, kind, ABI
  * version, a config table (see rv_config.h) describing its YAML keys and
  * config struct, the size of its private state (allocated zeroed by the
  * runtime, one per parallel instance) and callbacks. Plugins are listed in

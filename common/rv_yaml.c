@@ -829,3 +829,9 @@ rv_err *rv_yerr_at(const rv_ynode *n, size_t offset, rv_code code, const char *f
     va_end(ap);
     return err;
 }
+
+const rv_ynode *rv_ymap_get_or_self(const rv_ynode *map, const char *key)
+{
+    const rv_ynode *n = rv_ymap_get(map, key);
+    return n ? n : map;
+}

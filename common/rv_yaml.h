@@ -55,6 +55,9 @@ void rv_ydoc_free(rv_ydoc *doc);
 
 /* Value of key in a MAP node, or NULL (also when node is not a MAP). */
 const rv_ynode *rv_ymap_get(const rv_ynode *map, const char *key);
+/* Value of key in a MAP, or the map itself when the key is absent: where
+ * to point an error about that key's (possibly defaulted) value. */
+const rv_ynode *rv_ymap_get_or_self(const rv_ynode *map, const char *key);
 /* Key node of key in a MAP, or NULL (for positions of key errors). */
 const rv_ynode *rv_ymap_key(const rv_ynode *map, const char *key);
 const char *rv_ynode_kind_name(rv_ynode_kind k); /* "scalar", "map", "list" */

@@ -22,20 +22,6 @@ struct rv_channel {
     rv_doorbell producer; /* the producer sleeps here when full */
 };
 
-int64_t rv_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t rv_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void rv_doorbell_init(rv_doorbell *d)
 {
     pthread_mutex_init(&d->mu, NULL);

@@ -17,6 +17,7 @@
 
 #include "rv_batch.h"
 #include "rv_err.h"
+#include "rv_time.h"
 
 typedef enum { RV_EL_BATCH, RV_EL_WATERMARK, RV_EL_IDLE, RV_EL_EOS } rv_elem_kind;
 
@@ -64,9 +65,5 @@ bool rv_channel_pop(rv_channel *ch, rv_elem *out);
 /* Elements queued (approximate when read by another thread). */
 uint32_t rv_channel_len(const rv_channel *ch);
 uint32_t rv_channel_capacity(const rv_channel *ch);
-
-/* Monotonic clock in nanoseconds / wall clock in milliseconds. */
-int64_t rv_now_ns(void);
-int64_t rv_wall_ms(void);
 
 #endif

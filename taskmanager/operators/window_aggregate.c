@@ -98,15 +98,15 @@ typedef struct wagg_state {
     /* keys */
     int nkeys;
     rv_expr **key_exprs;
-    int *key_field;        /* input field of a bare field key, else -1 */
+    int *key_field;         /* input field of a bare field key, else -1 */
     rv_column *key_scratch; /* evaluated keys */
-    rv_column *key_cols;   /* this batch's key columns (shallow copies) */
+    rv_column *key_cols;    /* this batch's key columns (shallow copies) */
     /* aggregate calls, flattened over all aggregates */
     int ncalls;
     const rv_agg_call **calls;
-    int *call_field; /* input field of a bare field argument, else -1 */
+    int *call_field;     /* input field of a bare field argument, else -1 */
     rv_column *arg_scratch;
-    int *call_base;  /* per aggregate: index of its first call */
+    int *call_base;      /* per aggregate: index of its first call */
     rv_batch **final_in; /* per aggregate: batch of its final_schema, or NULL when direct */
     /* per-batch scratch */
     uint64_t *hashes;
@@ -312,6 +312,17 @@ static rv_err *wagg_plan(rv_plan *p)
                              p->node, &sp);
     if (err)
         return err;
+    for (int k = 0; p->keys && k < p->keys->nfields; k++) {
+        const char *name = p->keys->fields[k].name;
+        if (strcmp(name, "window_start") == 0 || strcmp(name, "window_end") == 0) {
+            spec_fini(&sp);
+            const rv_ynode *kb = rv_ymap_get(p->node, "key_by");
+            return rv_yerr(kb ? kb : p->node, RV_ERR_INVALID,
+                           "operator '%s': a key cannot be named '%s' (an output field of "
+                           "window_aggregate); name it, e.g. key_by: [{ws: %s}]",
+                           p->id, name, name);
+        }
+    }
     rv_schema *out = rv_schema_new();
     for (int k = 0; p->keys && k < p->keys->nfields; k++)
         rv_schema_add(out, p->keys->fields[k].name, p->keys->fields[k].type);
@@ -647,9 +658,9 @@ const rv_plugin rv_op_window_aggregate = {
     .doc = "Aggregates rows per key (`key_by`) and time window. Tumbling windows `[start, "
            "start + size)` have starts at multiples of the size (epoch-aligned); sliding windows "
            "start every `slide` and a row counts in each window that contains it. In event "
-           "time (the default) a window fires when the watermark reaches its end - 1; rows "
-           "arriving for a window that already fired are late and are dropped, rows with a "
-           "null event time too (both are counted and logged when the job ends). In processing "
+           "time (the default) a window fires when the watermark reaches its end - 1; a row "
+           "is not added to windows that already fired (a row with no open window left is "
+           "late and dropped), and rows with a null event time are dropped (both are counted and logged when the job ends). In processing "
            "time rows go to the window of the wall clock at arrival and a timer fires it at "
            "its end. When the input ends every remaining window fires. Each firing emits one "
            "row per key: the key fields, `window_start`, `window_end` (timestamps), then the "

@@ -110,8 +110,8 @@ static rv_err *check_cfg(const file_cfg *cfg, const rv_ynode *node, const char *
     const char *pre = cfg->prefix;
     if (!pre || !pre[0] || strchr(pre, '/') || pre[0] == '.')
         return rv_row_writer_key_err(node, what, "prefix",
-                       "must be a non-empty file name part without '/' that does not start "
-                       "with '.' (hidden names are in-progress files)");
+                                     "must be a non-empty file name part without '/' that does "
+                                     "not start with '.' (hidden names are in-progress files)");
     return rv_row_writer_init(w, &cfg->fmt, node, what);
 }
 

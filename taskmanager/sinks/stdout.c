@@ -7,7 +7,9 @@
  * call (and earlier, between rows, once it exceeds 64 KiB): this sink
  * favours latency over the number of syscalls. A failed write (EPIPE when
  * the reader went away, with SIGPIPE ignored; EIO; ENOSPC on a redirected
- * stdout) fails the job. */
+ * stdout) fails the job. A CSV header must come first and once, which only
+ * a single instance can guarantee: with `header: true` the sink runs with
+ * parallelism 1. */
 #include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -29,8 +31,8 @@ typedef struct stdout_cfg {
 
 static const rv_cfg_key stdout_keys[] = {
     RV_ROW_OPTS_KEYS(stdout_cfg, fmt,
-                     "CSV only: print a header line with the field names first (once, by "
-                     "subtask 0 when it starts)."),
+                     "CSV only: print a header line with the field names first; the sink "
+                     "then runs as one instance (set false to print from parallel instances)."),
 };
 
 typedef struct stdout_state {
@@ -84,7 +86,12 @@ static rv_err *stdout_plan(rv_plan *p)
     char what[160];
     snprintf(what, sizeof(what), "sink '%s'", p->id);
     rv_row_writer w;
-    return rv_row_writer_init(&w, &cfg->fmt, p->node, what);
+    rv_err *err = rv_row_writer_init(&w, &cfg->fmt, p->node, what);
+    /* Parallel instances open and start concurrently, so only a single
+     * instance can guarantee that one header precedes every row. */
+    if (!err && w.header)
+        p->max_parallelism = 1;
+    return err;
 }
 
 static rv_err *stdout_open(void *state, rv_op_ctx *ctx)
@@ -95,7 +102,8 @@ static rv_err *stdout_open(void *state, rv_op_ctx *ctx)
     rv_err *err = rv_row_writer_init(&st->w, &cfg->fmt, NULL, NULL);
     if (err)
         return err;
-    /* One header for the whole output, not one per subtask. */
+    /* One header for the whole output: plan() limits a sink with a header
+     * to one instance. */
     if (rv_ctx_subtask(ctx) == 0) {
         rv_row_writer_header(&st->w, rv_ctx_input_schema(ctx, 0), &st->buf);
         if (st->buf.len > 0) {

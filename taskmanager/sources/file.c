@@ -15,15 +15,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "line_reader.h"
+#include "rv_time.h" /* rv_now_ns */
 #include "rv_hash.h"
 #include "rv_log.h"
 #include "rv_mem.h"
@@ -94,29 +95,7 @@ static const rv_cfg_key file_keys[] = {
      .doc = "Longer lines are bad records (\"line longer than N bytes\")."},
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int64_t ms)
-{
-    if (ms <= 0)
-        return;
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
-
-/* The value node of key in map, or map itself when the key is absent (a
- * default was used), for positioned errors. */
-static const rv_ynode *at(const rv_ynode *map, const char *key)
-{
-    const rv_ynode *n = rv_ymap_get(map, key);
-    return n ? n : map;
-}
+static int64_t mono_ms(void) { return rv_now_ns() / 1000000; }
 
 static rv_err *file_plan(rv_plan *p)
 {
@@ -126,9 +105,9 @@ static rv_err *file_plan(rv_plan *p)
     if (!p->declared)
         err = rv_yerr(p->node, RV_ERR_INVALID, "%s: missing required key 'schema'", what);
     else if (cfg->path[0] == '\0')
-        err = rv_yerr(at(p->node, "path"), RV_ERR_INVALID, "%s: 'path' is empty", what);
+        err = rv_yerr(rv_ymap_get_or_self(p->node, "path"), RV_ERR_INVALID, "%s: 'path' is empty", what);
     else if (!rv_line_delimiter_ok(cfg->delimiter))
-        err = rv_yerr(at(p->node, "delimiter"), RV_ERR_INVALID,
+        err = rv_yerr(rv_ymap_get_or_self(p->node, "delimiter"), RV_ERR_INVALID,
                       "%s: 'delimiter' must be one character other than '\"' and a line end",
                       what);
     if (!err)
@@ -408,7 +387,8 @@ static rv_src_status file_poll(void *state, rv_op_ctx *ctx)
                 return RV_SRC_MORE;
     }
     int64_t wait = st->next_scan_ms - mono_ms();
-    sleep_ms(wait < MAX_SLEEP_MS ? wait : MAX_SLEEP_MS);
+    if (wait > 0)
+        poll(NULL, 0, (int)(wait < MAX_SLEEP_MS ? wait : MAX_SLEEP_MS));
     return RV_SRC_IDLE;
 }
 

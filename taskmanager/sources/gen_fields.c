@@ -417,14 +417,6 @@ static const kind_info kinds[] = {
 };
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
 
-/* The value node of key in map, or map itself when the key is absent (a
- * default was used), for positioned errors. */
-static const rv_ynode *at(const rv_ynode *map, const char *key)
-{
-    const rv_ynode *n = rv_ymap_get(map, key);
-    return n ? n : map;
-}
-
 static rv_err *node_double(const rv_ynode *n, const char *what, double *out)
 {
     if (n->kind != RV_YAML_SCALAR)
@@ -553,7 +545,7 @@ static rv_err *build_field(const kind_info *ki, const spec_cfg *cfg, const rv_yn
         break;
     case K_UNIFORM_INT:
         if (cfg->imin > cfg->imax)
-            return rv_yerr(at(spec, "max"), RV_ERR_INVALID, "%s: max (%lld) is below min (%lld)",
+            return rv_yerr(rv_ymap_get_or_self(spec, "max"), RV_ERR_INVALID, "%s: max (%lld) is below min (%lld)",
                            what, (long long)cfg->imax, (long long)cfg->imin);
         gf->imin = cfg->imin;
         gf->irange = (uint64_t)cfg->imax - (uint64_t)cfg->imin + 1;
@@ -561,7 +553,7 @@ static rv_err *build_field(const kind_info *ki, const spec_cfg *cfg, const rv_yn
     case K_UNIFORM_FLOAT:
         if (!isfinite(cfg->fmin) || !isfinite(cfg->fmax) || cfg->fmin > cfg->fmax ||
             !isfinite(cfg->fmax - cfg->fmin))
-            return rv_yerr(at(spec, "max"), RV_ERR_INVALID,
+            return rv_yerr(rv_ymap_get_or_self(spec, "max"), RV_ERR_INVALID,
                            "%s: min and max must be finite numbers with min <= max", what);
         gf->fmin = cfg->fmin;
         gf->fspan = cfg->fmax - cfg->fmin;
@@ -570,11 +562,11 @@ static rv_err *build_field(const kind_info *ki, const spec_cfg *cfg, const rv_yn
     case K_STRING: {
         size_t alen = cfg->alphabet ? strlen(cfg->alphabet) : 0;
         if (cfg->min_len > cfg->max_len)
-            return rv_yerr(at(spec, "max_len"), RV_ERR_INVALID,
+            return rv_yerr(rv_ymap_get_or_self(spec, "max_len"), RV_ERR_INVALID,
                            "%s: max_len (%lld) is below min_len (%lld)", what,
                            (long long)cfg->max_len, (long long)cfg->min_len);
         if (alen == 0 || alen > UINT32_MAX)
-            return rv_yerr(at(spec, "alphabet"), RV_ERR_INVALID,
+            return rv_yerr(rv_ymap_get_or_self(spec, "alphabet"), RV_ERR_INVALID,
                            "%s: 'alphabet' must not be empty", what);
         gf->min_len = (uint32_t)cfg->min_len;
         gf->max_len = (uint32_t)cfg->max_len;
@@ -584,10 +576,10 @@ static rv_err *build_field(const kind_info *ki, const spec_cfg *cfg, const rv_yn
     }
     case K_EVENT_TIME:
         if (!(cfg->rate > 0) || !isfinite(cfg->rate))
-            return rv_yerr(at(spec, "rate"), RV_ERR_INVALID,
+            return rv_yerr(rv_ymap_get_or_self(spec, "rate"), RV_ERR_INVALID,
                            "%s: 'rate' must be a positive number of records per second", what);
         if (cfg->jitter < 0)
-            return rv_yerr(at(spec, "jitter"), RV_ERR_INVALID,
+            return rv_yerr(rv_ymap_get_or_self(spec, "jitter"), RV_ERR_INVALID,
                            "%s: 'jitter' must not be negative", what);
         gf->rate = cfg->rate;
         gf->jitter = cfg->jitter;
@@ -648,7 +640,7 @@ static rv_err *parse_spec(const rv_ynode *spec, const rv_field *field, int f, co
     if (err)
         goto out;
     if (!(cfg.null_probability >= 0 && cfg.null_probability <= 1)) {
-        err = rv_yerr(at(spec, "null_probability"), RV_ERR_INVALID,
+        err = rv_yerr(rv_ymap_get_or_self(spec, "null_probability"), RV_ERR_INVALID,
                       "%s: 'null_probability' must be between 0 and 1", what);
         goto out;
     }

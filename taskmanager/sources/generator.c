@@ -9,6 +9,7 @@
  * to fill a batch, or at most LINGER_NS after the last emitted batch so that
  * a slow rate still sees each record promptly, and never longer than a poll
  * may block. */
+#include <errno.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 
 #include "gen_fields.h"
 #include "rv_mem.h"
+#include "rv_time.h" /* rv_now_ns */
 #include "rv_plugin.h"
 
 #define LINGER_NS INT64_C(10000000)   /* 10 ms: longest a due record waits */
@@ -54,28 +56,13 @@ static const rv_cfg_key gen_keys[] = {
      .doc = "Map of schema field name to its generator `{kind: ..., ...}` (see the kinds below)."},
 };
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void sleep_ns(int64_t ns)
 {
     if (ns <= 0)
         return;
     struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
-    while (nanosleep(&ts, &ts) != 0) {
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
-}
-
-/* The value node of key in map, or map itself when the key is absent (a
- * default was used), for positioned errors. */
-static const rv_ynode *at(const rv_ynode *map, const char *key)
-{
-    const rv_ynode *n = rv_ymap_get(map, key);
-    return n ? n : map;
 }
 
 static rv_err *gen_plan(rv_plan *p)
@@ -84,7 +71,7 @@ static rv_err *gen_plan(rv_plan *p)
     char *what = rv_xasprintf("source '%s'", p->id);
     rv_err *err = NULL;
     if (!(cfg->rate >= 0) || !isfinite(cfg->rate)) {
-        err = rv_yerr(at(p->node, "rate"), RV_ERR_INVALID,
+        err = rv_yerr(rv_ymap_get_or_self(p->node, "rate"), RV_ERR_INVALID,
                       "%s: 'rate' must be a number of records per second >= 0", what);
     } else if (!p->declared) {
         err = rv_yerr(p->node, RV_ERR_INVALID, "%s: missing required key 'schema'", what);
@@ -146,7 +133,7 @@ static rv_src_status gen_poll(void *state, rv_op_ctx *ctx)
             n = (uint32_t)left;
     }
     if (st->rate > 0) {
-        int64_t now = mono_ns();
+        int64_t now = rv_now_ns();
         if (!st->started) {
             st->started = true;
             st->t0_ns = st->last_emit_ns = now;
@@ -202,4 +189,5 @@ const rv_plugin rv_source_generator = {
     .open = gen_open,
     .poll = gen_poll,
     .close = gen_close,
+    .doc_more = rv_gen_doc,
 };

@@ -19,10 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "line_reader.h"
+#include "rv_time.h" /* rv_now_ns */
 #include "rv_log.h"
 #include "rv_mem.h"
 #include "rv_plugin.h"
@@ -106,18 +106,7 @@ static const rv_cfg_key sock_keys[] = {
      .doc = "Longer lines are bad records (\"line longer than N bytes\")."},
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static const rv_ynode *at(const rv_ynode *map, const char *key)
-{
-    const rv_ynode *n = rv_ymap_get(map, key);
-    return n ? n : map;
-}
+static int64_t mono_ms(void) { return rv_now_ns() / 1000000; }
 
 static rv_err *sock_plan(rv_plan *p)
 {
@@ -127,18 +116,18 @@ static rv_err *sock_plan(rv_plan *p)
     if (!p->declared)
         err = rv_yerr(p->node, RV_ERR_INVALID, "%s: missing required key 'schema'", what);
     else if (cfg->mode == MODE_CONNECT && cfg->port == 0)
-        err = rv_yerr(at(p->node, "port"), RV_ERR_INVALID,
+        err = rv_yerr(rv_ymap_get_or_self(p->node, "port"), RV_ERR_INVALID,
                       "%s: port 0 (any free port) is only valid with mode: listen", what);
     else if (cfg->mode == MODE_CONNECT && rv_ymap_get(p->node, "until_closed"))
-        err = rv_yerr(at(p->node, "until_closed"), RV_ERR_INVALID,
+        err = rv_yerr(rv_ymap_get_or_self(p->node, "until_closed"), RV_ERR_INVALID,
                       "%s: 'until_closed' is for mode: listen; a connect source ends when the "
                       "peer closes", what);
     else if (!rv_line_delimiter_ok(cfg->delimiter))
-        err = rv_yerr(at(p->node, "delimiter"), RV_ERR_INVALID,
+        err = rv_yerr(rv_ymap_get_or_self(p->node, "delimiter"), RV_ERR_INVALID,
                       "%s: 'delimiter' must be one character other than '\"' and a line end",
                       what);
     else if (cfg->host[0] == '\0')
-        err = rv_yerr(at(p->node, "host"), RV_ERR_INVALID, "%s: 'host' is empty", what);
+        err = rv_yerr(rv_ymap_get_or_self(p->node, "host"), RV_ERR_INVALID, "%s: 'host' is empty", what);
     if (!err) {
         p->output = rv_schema_ref(p->declared);
         p->max_parallelism = 1;
@@ -368,12 +357,7 @@ static void wait_io(sock_state *st)
         fds[n++] = (struct pollfd){.fd = st->lfd, .events = POLLIN};
     for (size_t k = 0; k < st->nconns; k++)
         fds[n++] = (struct pollfd){.fd = st->conns[k]->fd, .events = POLLIN};
-    if (n == 0) {
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = WAIT_MS * 1000000L};
-        nanosleep(&ts, NULL);
-        return;
-    }
-    poll(fds, n, WAIT_MS);
+    poll(n ? fds : NULL, n, WAIT_MS); /* with nothing to watch: a plain sleep */
 }
 
 /* Connect mode before the connection is up: one step of connecting.
@@ -384,8 +368,7 @@ static rv_src_status connect_step(sock_state *st, rv_op_ctx *ctx)
     if (st->cfd < 0) {
         if (now < st->next_try_ms) {
             int64_t w = st->next_try_ms - now;
-            struct timespec ts = {.tv_sec = 0, .tv_nsec = (w < WAIT_MS ? w : WAIT_MS) * 1000000L};
-            nanosleep(&ts, NULL);
+            poll(NULL, 0, (int)(w < WAIT_MS ? w : WAIT_MS));
             return RV_SRC_IDLE;
         }
         st->cfd = socket(st->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -265,16 +265,36 @@ sinks:
 """
 
 
-def test_stdout_csv_prints_one_header_and_whole_lines(wd):
+def test_stdout_csv_prints_one_header_first(wd):
     n = 30_000
     res = run_job(wd, STDOUT_JOB.format(n=n, sink="stdout", extra="    format: csv\n"))
     check_eq(res.returncode, 0, f"exit code (stderr: {res.stderr})")
     lines = res.stdout.splitlines()
     check_eq(lines[0], "seq,word", "header first")
-    check_eq(lines.count("seq,word"), 1, "one header for three subtasks")
+    check_eq(lines.count("seq,word"), 1, "one header")
     rows = list(csv.reader(lines[1:]))
     check(all(len(r) == 2 and r[1] in ("x", "y,z") for r in rows), "every line whole")
     check_eq(sorted(int(r[0]) for r in rows), list(range(n)), "every row once")
+    # A header needs a single instance: an explicit parallelism is refused.
+    res = rivulet("validate", wd.file("p.yaml", STDOUT_JOB.format(n=n, sink="stdout", extra="    format: csv\n    parallelism: 2\n")))
+    check(res.returncode != 0 and "parallelism 1" in res.stderr, f"parallel CSV header refused: {res.stderr!r}")
+
+
+def test_stdout_parallel_instances_never_split_lines(wd):
+    """Three sink instances, long lines (beyond one 64 KiB flush per
+    batch): every line of the combined output is whole."""
+    n = 30_000
+    job = STDOUT_JOB.format(n=n, sink="stdout", extra="    parallelism: 3\n").replace(
+        'values: ["x", "y,z"]', 'values: ["' + "x" * 300 + '", "y,z"]')
+    res = run_job(wd, job)
+    check_eq(res.returncode, 0, f"exit code (stderr: {res.stderr})")
+    rows = read_json_lines(res.stdout)
+    check(all(list(r) == ["seq", "word"] and r["word"] in ("x" * 300, "y,z") for r in rows), "every line whole")
+    check_eq(sorted(r["seq"] for r in rows), list(range(n)), "every row once")
+    res = run_job(wd, STDOUT_JOB.format(n=100, sink="stdout", extra="    format: csv\n    header: false\n    parallelism: 3\n"),
+                  name="nohead.yaml")
+    check_eq(res.returncode, 0, f"CSV without header at parallelism 3 (stderr: {res.stderr})")
+    check_eq(sorted(int(line.split(",")[0]) for line in res.stdout.splitlines()), list(range(100)), "rows, no header")
 
 
 def test_discard_counts_rows(wd):
@@ -298,6 +318,7 @@ if __name__ == "__main__":
         test_unusable_directory_fails_the_job_naming_it,
         test_full_disk_fails_the_job_naming_the_file,
         test_validate_rejects_bad_sink_options_with_positions,
-        test_stdout_csv_prints_one_header_and_whole_lines,
+        test_stdout_csv_prints_one_header_first,
+        test_stdout_parallel_instances_never_split_lines,
         test_discard_counts_rows,
     ])

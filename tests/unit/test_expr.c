@@ -375,6 +375,8 @@ Test(rv_expr, if_and_coalesce)
     check("coalesce(null, k)", "2,0,-3,null");
     check("coalesce(f, i)", "2.5,-0.5,null,1e+300");
     check("coalesce(c, b)", "true,false,false,true");
+    check("coalesce(k, k, k, k, k, k, k, k, i, 5)", "2,0,-3,9223372036854775807");
+    check("coalesce(t, t, t, t, t, t, t, t, t, \"?\")", "\"l\",\"\",\"?\",\"o\"");
     check1("coalesce(null, null)", "null");
     check1("coalesce(3, i)", "3");
 }

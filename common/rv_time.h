@@ -1,0 +1,13 @@
+/* rv_time: clocks. Monotonic nanoseconds for durations and deadlines,
+ * wall-clock milliseconds for processing time. */
+#ifndef RV_TIME_H
+#define RV_TIME_H
+
+#include <stdint.h>
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t rv_now_ns(void);
+/* CLOCK_REALTIME in milliseconds since the Unix epoch. */
+int64_t rv_wall_ms(void);
+
+#endif
