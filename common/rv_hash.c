@@ -1,6 +1,7 @@
 /* rv_hash: key hashing (XXH3 over a canonical key encoding), key groups. */
 #include "rv_hash.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -81,4 +82,45 @@ void rv_key_group_range(int subtask, int max_parallelism, int parallelism, int *
     /* Smallest kg with kg * p / maxp >= subtask. */
     *first = (int)(((int64_t)subtask * max_parallelism + parallelism - 1) / parallelism);
     *end = (int)(((int64_t)(subtask + 1) * max_parallelism + parallelism - 1) / parallelism);
+}
+
+void rv_key_decode(const uint8_t **pp, rv_column *cols, int ncols, uint32_t row)
+{
+    const uint8_t *p = *pp;
+    for (int k = 0; k < ncols; k++) {
+        rv_column *c = &cols[k];
+        uint8_t tag = *p++;
+        assert((rv_type)(tag & 0x7f) == c->type);
+        if (tag & 0x80) {
+            rv_col_set_null(c, row);
+            continue;
+        }
+        switch ((rv_type)(tag & 0x7f)) {
+        case RV_T_BOOL: rv_col_set_bool(c, row, *p != 0); p += 1; break;
+        case RV_T_INT64:
+        case RV_T_TIMESTAMP: {
+            int64_t v;
+            memcpy(&v, p, 8);
+            rv_col_set_i64(c, row, v);
+            p += 8;
+            break;
+        }
+        case RV_T_FLOAT64: {
+            double v;
+            memcpy(&v, p, 8);
+            rv_col_set_f64(c, row, v);
+            p += 8;
+            break;
+        }
+        case RV_T_STRING: {
+            uint32_t len;
+            memcpy(&len, p, 4);
+            rv_col_set_str(c, row, (const char *)p + 4, len);
+            p += 4 + len;
+            break;
+        }
+        case RV_T_NULL: rv_col_set_null(c, row); break;
+        }
+    }
+    *pp = p;
 }

@@ -25,6 +25,11 @@ void rv_hash_rows(const rv_column *cols, int ncols, uint32_t nrows, uint64_t *ou
 void rv_key_encode(const rv_column *cols, int ncols, uint32_t row, uint8_t **buf, size_t *len,
                    size_t *cap);
 
+/* Decodes one key written by rv_key_encode at *p into row `row` of
+ * cols[0..ncols) (whose types must match the encoding) and advances *p.
+ * The bytes must come from rv_key_encode (they are trusted). */
+void rv_key_decode(const uint8_t **p, rv_column *cols, int ncols, uint32_t row);
+
 static inline int rv_key_group(uint64_t hash, int max_parallelism)
 {
     return (int)(hash % (uint64_t)max_parallelism);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rv_hash.h"
 #include "rv_mem.h"
 
 #define MIN_SLOTS 64u
@@ -517,47 +518,6 @@ uint32_t rv_window_state_entries(const rv_window_state *ws, int64_t start, const
     return (uint32_t)ws->wins[i].nids;
 }
 
-/* Decodes one key column value of rv_key_encode() format at *p into row
- * `row` of c; advances *p. */
-static void key_decode(const uint8_t **pp, rv_column *c, uint32_t row)
-{
-    const uint8_t *p = *pp;
-    uint8_t tag = *p++;
-    assert((rv_type)(tag & 0x7f) == c->type);
-    if (tag & 0x80) {
-        rv_col_set_null(c, row);
-        *pp = p;
-        return;
-    }
-    switch ((rv_type)(tag & 0x7f)) {
-    case RV_T_BOOL: rv_col_set_bool(c, row, *p != 0); p += 1; break;
-    case RV_T_INT64:
-    case RV_T_TIMESTAMP: {
-        int64_t v;
-        memcpy(&v, p, 8);
-        rv_col_set_i64(c, row, v);
-        p += 8;
-        break;
-    }
-    case RV_T_FLOAT64: {
-        double v;
-        memcpy(&v, p, 8);
-        rv_col_set_f64(c, row, v);
-        p += 8;
-        break;
-    }
-    case RV_T_STRING: {
-        uint32_t len;
-        memcpy(&len, p, 4);
-        rv_col_set_str(c, row, (const char *)p + 4, len);
-        p += 4 + len;
-        break;
-    }
-    case RV_T_NULL: rv_col_set_null(c, row); break;
-    }
-    *pp = p;
-}
-
 void rv_window_state_keys(const rv_window_state *ws, const uint32_t *ids, uint32_t n,
                           rv_column *cols, int ncols)
 {
@@ -568,8 +528,7 @@ void rv_window_state_keys(const rv_window_state *ws, const uint32_t *ids, uint32
     for (uint32_t r = 0; r < n; r++) {
         const ehead *e = ent(ws, ids[r]);
         const uint8_t *p = e->key;
-        for (int k = 0; k < ncols; k++)
-            key_decode(&p, &cols[k], r);
+        rv_key_decode(&p, cols, ncols, r);
         assert(p == e->key + e->klen);
     }
 }
