@@ -95,8 +95,6 @@ static const rv_cfg_key file_keys[] = {
      .doc = "Longer lines are bad records (\"line longer than N bytes\")."},
 };
 
-static int64_t mono_ms(void) { return rv_now_ns() / 1000000; }
-
 static rv_err *file_plan(rv_plan *p)
 {
     const file_config *cfg = p->config;
@@ -250,7 +248,7 @@ static rv_err *file_open(void *state, rv_op_ctx *ctx)
     } else if (st->subtask == 0) {
         add_file(st, st->cfg->path, st->cfg->path, sb.st_ino);
     }
-    st->next_scan_ms = mono_ms() + st->cfg->poll_interval;
+    st->next_scan_ms = rv_now_ms() + st->cfg->poll_interval;
     return NULL;
 }
 
@@ -371,7 +369,7 @@ static rv_src_status file_poll(void *state, rv_op_ctx *ctx)
         return RV_SRC_MORE;
     if (!st->cfg->follow)
         return RV_SRC_END;
-    int64_t now = mono_ms();
+    int64_t now = rv_now_ms();
     if (now >= st->next_scan_ms) {
         st->next_scan_ms = now + st->cfg->poll_interval;
         if (st->is_dir) {
@@ -386,7 +384,7 @@ static rv_src_status file_poll(void *state, rv_op_ctx *ctx)
             if (st->files[k].pending)
                 return RV_SRC_MORE;
     }
-    int64_t wait = st->next_scan_ms - mono_ms();
+    int64_t wait = st->next_scan_ms - rv_now_ms();
     if (wait > 0)
         poll(NULL, 0, (int)(wait < MAX_SLEEP_MS ? wait : MAX_SLEEP_MS));
     return RV_SRC_IDLE;

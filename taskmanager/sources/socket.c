@@ -106,8 +106,6 @@ static const rv_cfg_key sock_keys[] = {
      .doc = "Longer lines are bad records (\"line longer than N bytes\")."},
 };
 
-static int64_t mono_ms(void) { return rv_now_ns() / 1000000; }
-
 static rv_err *sock_plan(rv_plan *p)
 {
     const sock_config *cfg = p->config;
@@ -221,7 +219,7 @@ static rv_err *sock_open(void *state, rv_op_ctx *ctx)
             st->alen = (socklen_t)ai->ai_addrlen;
             addr_format((struct sockaddr *)&st->addr, st->alen, st->addr_text, sizeof(st->addr_text));
             freeaddrinfo(ai);
-            st->next_try_ms = mono_ms();
+            st->next_try_ms = rv_now_ms();
             st->deadline_ms = st->next_try_ms + st->cfg->connect_timeout;
             st->backoff_ms = BACKOFF_MIN_MS;
         }
@@ -364,7 +362,7 @@ static void wait_io(sock_state *st)
  * Returns RV_SRC_MORE once connected. */
 static rv_src_status connect_step(sock_state *st, rv_op_ctx *ctx)
 {
-    int64_t now = mono_ms();
+    int64_t now = rv_now_ms();
     if (st->cfd < 0) {
         if (now < st->next_try_ms) {
             int64_t w = st->next_try_ms - now;
@@ -385,7 +383,7 @@ static rv_src_status connect_step(sock_state *st, rv_op_ctx *ctx)
     int64_t left = st->deadline_ms - now;
     int r = poll(&pfd, 1, (int)(left < WAIT_MS ? (left > 0 ? left : 0) : WAIT_MS));
     if (r == 0) {
-        if (mono_ms() < st->deadline_ms)
+        if (rv_now_ms() < st->deadline_ms)
             return RV_SRC_IDLE;
         st->last_errno = ETIMEDOUT;
         goto retry;
@@ -405,7 +403,7 @@ static rv_src_status connect_step(sock_state *st, rv_op_ctx *ctx)
 retry:
     close(st->cfd);
     st->cfd = -1;
-    now = mono_ms();
+    now = rv_now_ms();
     if (now >= st->deadline_ms) {
         rv_ctx_fail(ctx, rv_err_new(RV_ERR_IO, "cannot connect to %s within %lld ms: %s",
                                     st->addr_text, (long long)st->cfg->connect_timeout,
