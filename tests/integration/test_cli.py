@@ -21,7 +21,7 @@ def iso(ms):
 
 
 def quickstart_reference():
-    seed, n, start = 7, 200_000, 1_704_067_200_000
+    seed, n, start = 7, 200_000, 1_704_067_201_000
     domains = ["example.com", "rivulet.dev", "news.site", "shop.io"]
     acc = collections.defaultdict(lambda: [0, 0, 0])
     for i in range(n):
