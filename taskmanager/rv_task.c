@@ -74,6 +74,7 @@ struct rv_subtask {
     bool src_idle_sent;
     uint64_t bad_records;
     rv_batch *dead_letters;
+    bool idle_sent; /* every input is idle and IDLE went downstream */
     /* metrics */
     atomic_uint_fast64_t m_in, m_out;
     uint64_t busy_ns, idle_ns;
@@ -544,28 +545,33 @@ static rv_code run_source(rv_subtask *st)
     }
 }
 
-static int64_t gate_watermark(const rv_subtask *st, bool *changed)
+/* The input gate's watermark: the minimum over inputs that have neither
+ * ended nor gone idle. When every open input is idle, the maximum of their
+ * watermarks (as Flink does): nothing can arrive that is older than what an
+ * active input would have allowed, and an idle input must not hold time
+ * back. *all_idle tells whether every open input is idle. */
+static int64_t gate_watermark(const rv_subtask *st, bool *all_idle)
 {
-    int64_t m = INT64_MAX;
-    bool any_active = false, all_ended = true;
+    int64_t min_active = INT64_MAX, max_idle = INT64_MIN;
+    bool any_open = false, any_active = false;
     for (int i = 0; i < st->nins; i++) {
-        if (st->ins[i].ended)
+        const in_chan *in = &st->ins[i];
+        if (in->ended)
             continue;
-        all_ended = false;
-        if (st->ins[i].idle)
+        any_open = true;
+        if (in->idle) {
+            if (in->wm > max_idle)
+                max_idle = in->wm;
             continue;
+        }
         any_active = true;
-        if (st->ins[i].wm < m)
-            m = st->ins[i].wm;
+        if (in->wm < min_active)
+            min_active = in->wm;
     }
-    *changed = false;
-    if (all_ended)
-        return st->wm;
-    if (!any_active)
-        return st->wm;
-    if (m > st->wm)
-        *changed = true;
-    return m;
+    *all_idle = any_open && !any_active;
+    if (!any_open)
+        return st->wm; /* the end of input advances time in finish_chain */
+    return any_active ? min_active : max_idle;
 }
 
 static rv_code on_element(rv_subtask *st, in_chan *in, rv_elem el)
@@ -575,6 +581,7 @@ static rv_code on_element(rv_subtask *st, in_chan *in, rv_elem el)
     switch (el.kind) {
     case RV_EL_BATCH:
         in->idle = false;
+        st->idle_sent = false;
         atomic_fetch_add(&st->m_in, el.u.b->nrows);
         head->rows_in += el.u.b->nrows;
         rc = head->pl->process(head->state, &head->ctx, in->input, el.u.b);
@@ -582,16 +589,22 @@ static rv_code on_element(rv_subtask *st, in_chan *in, rv_elem el)
         return fail_code(st, head, rc, "process");
     case RV_EL_WATERMARK:
         in->idle = false;
+        st->idle_sent = false;
         if (el.u.wm > in->wm)
             in->wm = el.u.wm;
         break;
     case RV_EL_IDLE: in->idle = true; break;
     case RV_EL_EOS: in->ended = true; break;
     }
-    bool changed;
-    int64_t wm = gate_watermark(st, &changed);
-    if (changed && wm != RV_WATERMARK_MAX)
-        rc = advance_watermark(st, wm, 0);
+    bool all_idle;
+    int64_t wm = gate_watermark(st, &all_idle);
+    if (wm > st->wm && wm != RV_WATERMARK_MAX && (rc = advance_watermark(st, wm, 0)) != RV_OK)
+        return rc;
+    /* Every open input is idle: so is this subtask's output. */
+    if (all_idle && !st->idle_sent) {
+        st->idle_sent = true;
+        rc = control_all(st, (rv_elem){.kind = RV_EL_IDLE});
+    }
     return rc;
 }
 
