@@ -105,17 +105,24 @@ static int cmd_run(int argc, char **argv)
     if (rc)
         return rc;
 
-    int slots = 1;
-    for (int i = 0; i < js->nnodes; i++)
-        if (js->nodes[i].parallelism > slots)
-            slots = js->nodes[i].parallelism;
-    rv_coord *coord = rv_coord_new();
+    rv_job_graph *g = rv_job_graph_build(js);
+    int slots = rv_job_graph_slots(g);
+    rv_job_graph_free(g);
+    rv_coord *coord = NULL;
+    rv_err *err = rv_coord_new(&coord);
+    if (err) {
+        fprintf(stderr, "rivulet: %s\n", rv_err_msg(err));
+        rv_err_free(err);
+        rv_jobspec_unref(js);
+        return 1;
+    }
     rv_tm *tm = rv_tm_new("tm-0", slots);
     rv_coord_add_tm(coord, tm);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C ends the process at once */
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
@@ -123,7 +130,7 @@ static int cmd_run(int argc, char **argv)
     double cpu0 = cpu_seconds();
     int64_t t0 = rv_now_ns();
     char *job_id = NULL;
-    rv_err *err = rv_coord_submit(coord, js, &job_id);
+    err = rv_coord_submit(coord, js, &job_id);
     rv_jobspec_unref(js);
     if (err) {
         fprintf(stderr, "rivulet: %s\n", rv_err_msg(err));
@@ -141,7 +148,7 @@ static int cmd_run(int argc, char **argv)
             break;
         if (interrupted && !canceled_by_signal) {
             canceled_by_signal = true;
-            fprintf(stderr, "rivulet: canceling job %s\n", job_id);
+            fprintf(stderr, "rivulet: canceling job %s (Ctrl-C again to exit at once)\n", job_id);
             rv_err_free(rv_coord_cancel(coord, job_id));
         }
     }
@@ -149,6 +156,7 @@ static int cmd_run(int argc, char **argv)
     double cpu = cpu_seconds() - cpu0;
     if (stats) {
         rv_subtask_metrics m;
+        memset(&m, 0, sizeof(m));
         rv_coord_job_metrics(coord, job_id, &m);
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
@@ -195,8 +203,13 @@ static int cmd_plan(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--dot") == 0)
             dot = true;
-        else if ((strcmp(argv[i], "-p") == 0 || strcmp(argv[i], "--parallelism") == 0) && i + 1 < argc)
+        else if ((strcmp(argv[i], "-p") == 0 || strcmp(argv[i], "--parallelism") == 0) && i + 1 < argc) {
             parallelism = atoi(argv[++i]);
+            if (parallelism < 1) {
+                fprintf(stderr, "rivulet plan: --parallelism needs a number >= 1\n");
+                return 2;
+            }
+        }
         else if (!file)
             file = argv[i];
         else {

@@ -92,6 +92,7 @@ void rv_col_set_str(rv_column *c, uint32_t row, const char *p, size_t len)
 {
     assert(c->type == RV_T_STRING);
     size_t start = c->offsets[row];
+    assert(start + len <= UINT32_MAX && "producers cut batches at RV_BATCH_MAX_STRING_BYTES");
     rv_xgrow((void **)&c->data, &c->data_cap, start + len, 1);
     if (len)
         memcpy(c->data + start, p, len);
@@ -273,6 +274,16 @@ rv_batch *rv_batch_copy(const rv_batch *b)
     rv_batch *c = rv_batch_new(b->schema, b->nrows ? b->nrows : 1);
     rv_batch_append_rows(c, b, NULL, b->nrows);
     return c;
+}
+
+bool rv_batch_is_full(const rv_batch *b, uint32_t max_rows)
+{
+    if (b->nrows >= max_rows)
+        return true;
+    size_t bytes = 0;
+    for (int i = 0; i < b->schema->nfields; i++)
+        bytes += b->cols[i].data_len;
+    return bytes >= RV_BATCH_MAX_STRING_BYTES;
 }
 
 size_t rv_batch_bytes(const rv_batch *b)

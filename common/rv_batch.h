@@ -23,6 +23,10 @@
 #include "rv_schema.h"
 
 #define RV_BATCH_DEFAULT_ROWS 4096
+/* Producers stop filling a batch once its string data passes this, which
+ * keeps every string offset (uint32) far from overflowing: a batch holds
+ * at most this plus one row (rows are bounded by max_line_bytes <= 1 GiB). */
+#define RV_BATCH_MAX_STRING_BYTES (64u << 20)
 
 typedef struct rv_column {
     rv_type type;
@@ -95,6 +99,9 @@ void rv_batch_append_rows(rv_batch *dst, const rv_batch *src, const uint32_t *se
 void rv_batch_put_column(rv_batch *b, int i, rv_column *c);
 /* Deep copy (refs = 1). */
 rv_batch *rv_batch_copy(const rv_batch *b);
+/* True when b has max_rows rows or RV_BATCH_MAX_STRING_BYTES of string
+ * data: the producer should send it and start another. */
+bool rv_batch_is_full(const rv_batch *b, uint32_t max_rows);
 /* Approximate bytes held by the batch's buffers. */
 size_t rv_batch_bytes(const rv_batch *b);
 

@@ -1,6 +1,7 @@
 /* rv_graph: chaining and partitioning of a job spec into a job graph. */
 #include "rv_graph.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,13 +48,12 @@ rv_job_graph *rv_job_graph_build(rv_jobspec *js)
         if (chainable(js, i)) {
             int t = g->task_of_node[js->nodes[i].inputs[0].node];
             rv_task_def *td = &g->tasks[t];
-            /* Only extend at the chain's tail. */
-            if (td->nodes[td->nnodes - 1] == js->nodes[i].inputs[0].node) {
-                td->nodes = rv_xrealloc(td->nodes, (size_t)(td->nnodes + 1) * sizeof(int));
-                td->nodes[td->nnodes++] = i;
-                g->task_of_node[i] = t;
-                continue;
-            }
+            /* The input has no other consumer, so it is its chain's tail. */
+            assert(td->nodes[td->nnodes - 1] == js->nodes[i].inputs[0].node);
+            td->nodes = rv_xrealloc(td->nodes, (size_t)(td->nnodes + 1) * sizeof(int));
+            td->nodes[td->nnodes++] = i;
+            g->task_of_node[i] = t;
+            continue;
         }
         g->tasks = rv_xrealloc(g->tasks, (size_t)(g->ntasks + 1) * sizeof(rv_task_def));
         rv_task_def *td = &g->tasks[g->ntasks];
@@ -99,6 +99,15 @@ void rv_job_graph_free(rv_job_graph *g)
     free(g->task_of_node);
     rv_jobspec_unref(g->spec);
     free(g);
+}
+
+int rv_job_graph_slots(const rv_job_graph *g)
+{
+    int need = 0;
+    for (int t = 0; t < g->ntasks; t++)
+        if (g->tasks[t].parallelism > need)
+            need = g->tasks[t].parallelism;
+    return need;
 }
 
 int rv_job_graph_nsubtasks(const rv_job_graph *g)

@@ -45,6 +45,9 @@ typedef struct rv_job_graph {
 /* Builds the job graph (takes a new reference to spec). */
 rv_job_graph *rv_job_graph_build(rv_jobspec *spec);
 void rv_job_graph_free(rv_job_graph *g);
+/* Slots the job needs: its largest task parallelism (slot sharing: a slot
+ * holds one instance of every task). */
+int rv_job_graph_slots(const rv_job_graph *g);
 /* Total number of subtasks (sum of task parallelism). */
 int rv_job_graph_nsubtasks(const rv_job_graph *g);
 /* Human-readable plan, and Graphviz. */

@@ -2,6 +2,7 @@
 #include "rv_hash.h"
 
 #include <assert.h>
+#include <endian.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -35,18 +36,26 @@ void rv_key_encode(const rv_column *cols, int ncols, uint32_t row, uint8_t **buf
         switch (c->type) {
         case RV_T_BOOL: put(buf, len, cap, &c->d.b[row], 1); break;
         case RV_T_INT64:
-        case RV_T_TIMESTAMP: put(buf, len, cap, &c->d.i64[row], 8); break;
+        case RV_T_TIMESTAMP: {
+            uint64_t le = htole64((uint64_t)c->d.i64[row]);
+            put(buf, len, cap, &le, 8);
+            break;
+        }
         case RV_T_FLOAT64: {
             double f = c->d.f64[row];
             if (f == 0)
                 f = 0; /* -0.0 and 0.0 are one key */
-            put(buf, len, cap, &f, 8);
+            uint64_t bits;
+            memcpy(&bits, &f, 8);
+            bits = htole64(bits);
+            put(buf, len, cap, &bits, 8);
             break;
         }
         case RV_T_STRING: {
             uint32_t n;
             const char *s = rv_col_str(c, row, &n);
-            put(buf, len, cap, &n, 4);
+            uint32_t le = htole32(n);
+            put(buf, len, cap, &le, 4);
             put(buf, len, cap, s, n);
             break;
         }
@@ -55,26 +64,25 @@ void rv_key_encode(const rv_column *cols, int ncols, uint32_t row, uint8_t **buf
     }
 }
 
-void rv_hash_rows(const rv_column *cols, int ncols, uint32_t nrows, uint64_t *out)
+void rv_hash_rows(const rv_column *cols, int ncols, uint32_t nrows, uint64_t *out, uint8_t **scratch,
+                  size_t *scratch_cap)
 {
     /* Fast path: one non-null int64 key needs no encoding buffer. */
     if (ncols == 1 && rv_type_is_int(cols[0].type) && !cols[0].has_nulls) {
         for (uint32_t r = 0; r < nrows; r++) {
             uint8_t enc[9];
             enc[0] = (uint8_t)cols[0].type;
-            memcpy(enc + 1, &cols[0].d.i64[r], 8);
+            uint64_t le = htole64((uint64_t)cols[0].d.i64[r]);
+            memcpy(enc + 1, &le, 8);
             out[r] = XXH3_64bits(enc, 9);
         }
         return;
     }
-    uint8_t *buf = NULL;
-    size_t cap = 0;
     for (uint32_t r = 0; r < nrows; r++) {
         size_t len = 0;
-        rv_key_encode(cols, ncols, r, &buf, &len, &cap);
-        out[r] = XXH3_64bits(buf, len);
+        rv_key_encode(cols, ncols, r, scratch, &len, scratch_cap);
+        out[r] = XXH3_64bits(*scratch, len);
     }
-    free(buf);
 }
 
 void rv_key_group_range(int subtask, int max_parallelism, int parallelism, int *first, int *end)
@@ -99,15 +107,18 @@ void rv_key_decode(const uint8_t **pp, rv_column *cols, int ncols, uint32_t row)
         case RV_T_BOOL: rv_col_set_bool(c, row, *p != 0); p += 1; break;
         case RV_T_INT64:
         case RV_T_TIMESTAMP: {
-            int64_t v;
+            uint64_t v;
             memcpy(&v, p, 8);
-            rv_col_set_i64(c, row, v);
+            rv_col_set_i64(c, row, (int64_t)le64toh(v));
             p += 8;
             break;
         }
         case RV_T_FLOAT64: {
+            uint64_t bits;
+            memcpy(&bits, p, 8);
+            bits = le64toh(bits);
             double v;
-            memcpy(&v, p, 8);
+            memcpy(&v, &bits, 8);
             rv_col_set_f64(c, row, v);
             p += 8;
             break;
@@ -115,6 +126,7 @@ void rv_key_decode(const uint8_t **pp, rv_column *cols, int ncols, uint32_t row)
         case RV_T_STRING: {
             uint32_t len;
             memcpy(&len, p, 4);
+            len = le32toh(len);
             rv_col_set_str(c, row, (const char *)p + 4, len);
             p += 4 + len;
             break;

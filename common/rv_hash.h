@@ -2,8 +2,9 @@
  * key groups to subtasks.
  *
  * A key is the tuple of key_by values of one row. Its hash is XXH3 over a
- * canonical encoding (type tag, null flag, value bytes; strings with their
- * length), so equal keys hash equally on every machine and in every
+ * canonical encoding (type tag with a null flag, then the value: numbers as
+ * 8 little-endian bytes, strings as a 4-byte little-endian length and the
+ * bytes), so equal keys hash equally on every machine and in every
  * operator. key group = hash mod max_parallelism; a subtask owns a
  * contiguous range of key groups (as in Flink):
  *   subtask(kg) = kg * parallelism / max_parallelism. */
@@ -17,8 +18,11 @@
 
 /* Hash of arbitrary bytes. */
 uint64_t rv_hash_bytes(const void *p, size_t len, uint64_t seed);
-/* Hashes of rows 0..nrows) of the key columns cols[0..ncols) into out. */
-void rv_hash_rows(const rv_column *cols, int ncols, uint32_t nrows, uint64_t *out);
+/* Hashes of rows 0..nrows) of the key columns cols[0..ncols) into out.
+ * *scratch (*scratch_cap bytes, grown with rv_xgrow) is reusable encoding
+ * space owned by the caller, so the hot path does not allocate. */
+void rv_hash_rows(const rv_column *cols, int ncols, uint32_t nrows, uint64_t *out, uint8_t **scratch,
+                  size_t *scratch_cap);
 /* Appends the canonical encoding of row `row` of the key columns to
  * *buf (grown with rv_xgrow; *len updated). Equal keys encode to equal
  * bytes; used for hash-table keys and, later, state keys. */

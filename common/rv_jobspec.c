@@ -48,10 +48,6 @@ static const char *const operator_common[] = {"id", "type", "parallelism", "inpu
 static const char *const sink_common[] = {"id", "type", "parallelism", "input", "inputs", NULL};
 static const char *const all_common[] = {"id", "type", "parallelism", "input", "inputs", "key_by", "schema", "event_time", "on_error", NULL};
 
-static const char *kind_name(rv_plugin_kind k)
-{
-    return k == RV_PLUGIN_SOURCE ? "source" : k == RV_PLUGIN_OPERATOR ? "operator" : "sink";
-}
 
 static bool in_list(const char *s, const char *const *list)
 {
@@ -74,6 +70,7 @@ static void node_fini(rv_node *n)
     for (int p = 0; p < RV_NPORTS; p++)
         rv_schema_unref(n->outputs[p]);
     free(n->event_time_field);
+    free(n->input_event_time_field);
 }
 
 rv_jobspec *rv_jobspec_ref(rv_jobspec *js)
@@ -215,7 +212,7 @@ static rv_err *parse_key_by(rv_node *n, const rv_ynode *v, const char *what)
 
 static rv_err *parse_node(rv_jobspec *js, rv_node *n, raw_node *raw, const rv_ynode *map, rv_plugin_kind section)
 {
-    const char *sect = kind_name(section);
+    const char *sect = rv_plugin_kind_name(section);
     if (map->kind != RV_YAML_MAP)
         return rv_yerr(map, RV_ERR_INVALID, "each %s must be a map with at least 'id' and 'type'", sect);
     n->ynode = map;
@@ -247,8 +244,8 @@ static rv_err *parse_node(rv_jobspec *js, rv_node *n, raw_node *raw, const rv_yn
             const rv_plugin *other = rv_plugin_find(type->str, (rv_plugin_kind)k);
             if (other)
                 return rv_yerr(type, RV_ERR_INVALID, "%s: '%s' is %s %s, not a %s; move it to '%ss'", what, other->name,
-                               other->kind == RV_PLUGIN_OPERATOR ? "an" : "a", kind_name(other->kind), sect,
-                               kind_name(other->kind));
+                               other->kind == RV_PLUGIN_OPERATOR ? "an" : "a", rv_plugin_kind_name(other->kind), sect,
+                               rv_plugin_kind_name(other->kind));
         }
         const char *names[64];
         size_t nn = 0;
@@ -379,7 +376,7 @@ static rv_err *resolve_inputs(rv_jobspec *js, raw_node *raws)
     for (int i = 0; i < js->nnodes; i++) {
         rv_node *n = &js->nodes[i];
         char what[200];
-        snprintf(what, sizeof(what), "%s '%s'", kind_name(n->plugin->kind), n->id);
+        snprintf(what, sizeof(what), "%s '%s'", rv_plugin_kind_name(n->plugin->kind), n->id);
         if (n->plugin->kind == RV_PLUGIN_SOURCE)
             continue;
         const rv_ynode *in = raws[i].input_nodes;
@@ -545,7 +542,7 @@ static rv_err *plan_keys(rv_jobspec *js, rv_node *n, rv_schema *in, const char *
 static rv_err *plan_node(rv_jobspec *js, rv_node *n)
 {
     char what[200];
-    snprintf(what, sizeof(what), "%s '%s'", kind_name(n->plugin->kind), n->id);
+    snprintf(what, sizeof(what), "%s '%s'", rv_plugin_kind_name(n->plugin->kind), n->id);
     rv_schema *ins[64];
     const char *in_ids[64];
     if (n->ninputs > 64)
@@ -585,6 +582,8 @@ static rv_err *plan_node(rv_jobspec *js, rv_node *n)
     p.declared = n->declared;
     p.keys = n->key_schema;
     p.event_time_field = etf;
+    if (n->ninputs > 0 && etf)
+        n->input_event_time_field = rv_xstrdup(etf);
     if (n->plugin->plan && (err = n->plugin->plan(&p))) {
         rv_schema_unref(p.output);
         return err;
@@ -662,6 +661,8 @@ static rv_err *plan_all(rv_jobspec *js)
         n->key_schema = NULL;
         free(n->event_time_field);
         n->event_time_field = NULL;
+        free(n->input_event_time_field);
+        n->input_event_time_field = NULL;
         rv_err *err = plan_node(js, n);
         if (err)
             return err;

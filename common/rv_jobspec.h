@@ -52,7 +52,8 @@ typedef struct rv_node {
     rv_on_error on_error;
     /* planned */
     rv_schema *outputs[RV_NPORTS]; /* NULL where the port does not exist */
-    char *event_time_field;        /* carried event-time field, or NULL */
+    char *event_time_field;        /* event-time field of the output, or NULL */
+    char *input_event_time_field;  /* event-time field all inputs carry, or NULL */
 } rv_node;
 
 typedef struct rv_jobspec {
@@ -67,8 +68,7 @@ typedef struct rv_jobspec {
     atomic_int refs;
 } rv_jobspec;
 
-/* Parses and validates job text. `file` names it in errors. Optional
- * overrides (<= 0: keep) replace the job's parallelism. */
+/* Parses and validates job text. `file` names it in errors. */
 rv_err *rv_jobspec_parse(const char *text, size_t len, const char *file, rv_jobspec **out);
 rv_err *rv_jobspec_load(const char *path, rv_jobspec **out);
 /* Sets every node's parallelism that was not given explicitly to p and

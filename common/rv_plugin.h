@@ -110,6 +110,8 @@ typedef struct rv_plugin {
 /* Registry (taskmanager/rv_registry.c). A source and a sink may share a
  * name (`file`), so lookups give the kind. */
 const rv_plugin *rv_plugin_find(const char *name, rv_plugin_kind kind);
+/* "source", "operator" or "sink". */
+const char *rv_plugin_kind_name(rv_plugin_kind kind);
 /* All plugins, NULL-terminated. */
 const rv_plugin *const *rv_plugin_all(void);
 

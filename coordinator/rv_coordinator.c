@@ -1,6 +1,7 @@
 /* rv_coordinator: the coordinator's event loop, job table and scheduling. */
 #include "rv_coordinator.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,13 +131,12 @@ static void handle_submit(rv_coord *c, msg *m)
     /* Slot sharing: a job of parallelism N needs N slots on one task
      * manager in the embedded cluster; the cluster spreads them. */
     rv_tm *tm = NULL;
-    int need = 0;
-    for (int t = 0; t < g->ntasks; t++)
-        if (g->tasks[t].parallelism > need)
-            need = g->tasks[t].parallelism;
+    int need = rv_job_graph_slots(g);
+    pthread_mutex_lock(&c->mu);
     for (int i = 0; i < c->ntms && !tm; i++)
         if (rv_tm_free_slots(c->tms[i]) >= need)
             tm = c->tms[i];
+    pthread_mutex_unlock(&c->mu);
     if (!tm) {
         m->err = rv_err_new(RV_ERR_AGAIN, "job '%s' needs %d free slots; no task manager has them", js->name, need);
         rv_job_graph_free(g);
@@ -207,24 +207,44 @@ static void *loop(void *arg)
             free(m);
             break;
         }
-        case MSG_STOP:
+        case MSG_STOP: {
+            /* rv_coord_free waited for every job to be final, so at most
+             * stray reports are left: drop them. */
+            pthread_mutex_lock(&c->mu);
+            msg *rest = c->head;
+            c->head = c->tail = NULL;
+            pthread_mutex_unlock(&c->mu);
+            while (rest) {
+                msg *next = rest->next;
+                assert(rest->kind == MSG_JOB_DONE);
+                free(rest->job_id);
+                free(rest->error);
+                free(rest);
+                rest = next;
+            }
             reply(c, m);
             return NULL;
+        }
         }
     }
 }
 
-rv_coord *rv_coord_new(void)
+rv_err *rv_coord_new(rv_coord **out)
 {
     rv_coord *c = rv_xcalloc(1, sizeof(*c));
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     pthread_cond_init(&c->changed, NULL);
-    if (pthread_create(&c->thread, NULL, loop, c) != 0) {
-        fprintf(stderr, "rivulet: cannot start the coordinator thread\n");
-        abort();
+    int rc = pthread_create(&c->thread, NULL, loop, c);
+    if (rc != 0) {
+        pthread_cond_destroy(&c->cv);
+        pthread_cond_destroy(&c->changed);
+        pthread_mutex_destroy(&c->mu);
+        free(c);
+        return rv_err_new(RV_ERR_INTERNAL, "cannot start the coordinator thread: %s", strerror(rc));
     }
-    return c;
+    *out = c;
+    return NULL;
 }
 
 void rv_coord_add_tm(rv_coord *c, rv_tm *tm)

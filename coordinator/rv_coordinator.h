@@ -27,15 +27,17 @@ static inline bool rv_job_state_final(rv_job_state s) { return s >= RV_JOB_FINIS
 
 typedef struct rv_coord rv_coord;
 
-rv_coord *rv_coord_new(void);
+/* Starts a coordinator (its event-loop thread). */
+rv_err *rv_coord_new(rv_coord **out);
 /* Cancels running jobs, waits for them, stops the loop. Task managers are
  * not freed (they belong to the caller). */
 void rv_coord_free(rv_coord *c);
 /* Registers a task manager (embedded: in-process). */
 void rv_coord_add_tm(rv_coord *c, rv_tm *tm);
 
-/* Submits a validated job spec (takes a new reference). On success
- * *job_id is a new string the caller frees. */
+/* Submits a validated job spec; the job keeps its own reference, the
+ * caller keeps theirs. On success *job_id is a new string the caller
+ * frees. */
 rv_err *rv_coord_submit(rv_coord *c, rv_jobspec *js, char **job_id);
 /* Asks a job to stop. */
 rv_err *rv_coord_cancel(rv_coord *c, const char *job_id);

@@ -8,7 +8,9 @@
  * the waker sees the sleeper. */
 #include "rv_channel.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "rv_mem.h"
@@ -72,7 +74,13 @@ rv_channel *rv_channel_new(uint32_t capacity, rv_doorbell *consumer)
     uint32_t n = 2;
     while (n < capacity)
         n *= 2;
-    rv_channel *ch = rv_xcalloc(1, sizeof(*ch));
+    /* The struct is cache-line aligned (head and tail on their own lines). */
+    rv_channel *ch = aligned_alloc(_Alignof(rv_channel), (sizeof(*ch) + 63) / 64 * 64);
+    if (!ch) {
+        fprintf(stderr, "rivulet: out of memory allocating a channel\n");
+        abort();
+    }
+    memset(ch, 0, sizeof(*ch));
     ch->mask = n - 1;
     ch->ring = rv_xcalloc(n, sizeof(rv_elem));
     ch->consumer = consumer;

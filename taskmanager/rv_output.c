@@ -22,6 +22,8 @@ struct rv_output {
     rv_expr **keys;
     rv_column *key_cols;
     uint64_t *hashes;
+    uint8_t *key_buf; /* key encoding scratch */
+    size_t key_buf_cap;
     uint32_t **sel;   /* per target: row indices of the current batch */
     uint32_t *nsel;
     rv_batch **pending;
@@ -75,6 +77,7 @@ void rv_output_free(rv_output *o)
     free(o->keys);
     free(o->key_cols);
     free(o->hashes);
+    free(o->key_buf);
     if (o->sel)
         for (int c = 0; c < o->nchans; c++) {
             free(o->sel[c]);
@@ -118,7 +121,7 @@ static rv_code route_hash(rv_output *o, const rv_batch *b)
     }
     for (int k = 0; k < o->nkeys; k++)
         rv_expr_eval(o->keys[k], b, &o->key_cols[k]);
-    rv_hash_rows(o->key_cols, o->nkeys, n, o->hashes);
+    rv_hash_rows(o->key_cols, o->nkeys, n, o->hashes, &o->key_buf, &o->key_buf_cap);
     for (int c = 0; c < o->nchans; c++)
         o->nsel[c] = 0;
     for (uint32_t r = 0; r < n; r++) {
@@ -135,7 +138,7 @@ static rv_code route_hash(rv_output *o, const rv_batch *b)
             o->pending_since[c] = now;
         }
         rv_batch_append_rows(o->pending[c], b, o->sel[c], o->nsel[c]);
-        if (o->pending[c]->nrows >= RV_OUTPUT_ROWS) {
+        if (rv_batch_is_full(o->pending[c], RV_OUTPUT_ROWS)) {
             rv_code rc = send_pending(o, c);
             if (rc != RV_OK)
                 return rc;

@@ -24,3 +24,13 @@ const rv_plugin *rv_plugin_find(const char *name, rv_plugin_kind kind)
 }
 
 const rv_plugin *const *rv_plugin_all(void) { return registry; }
+
+const char *rv_plugin_kind_name(rv_plugin_kind kind)
+{
+    switch (kind) {
+    case RV_PLUGIN_SOURCE: return "source";
+    case RV_PLUGIN_OPERATOR: return "operator";
+    case RV_PLUGIN_SINK: return "sink";
+    }
+    return "?";
+}

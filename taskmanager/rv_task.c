@@ -1,6 +1,7 @@
 /* rv_task: subtask threads, operator chains and the runtime context. */
 #include "rv_task.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,12 +73,14 @@ struct rv_subtask {
     /* source state */
     int64_t src_max_ts, src_wm_sent, src_last_data_ms;
     bool src_idle_sent;
-    uint64_t bad_records;
     rv_batch *dead_letters;
     bool idle_sent; /* every input is idle and IDLE went downstream */
-    /* metrics */
-    atomic_uint_fast64_t m_in, m_out;
-    uint64_t busy_ns, idle_ns;
+    /* metrics: written by the subtask thread, read by any (relaxed) */
+    atomic_uint_fast64_t m_in, m_out, m_bad, m_busy_ns, m_idle_ns;
+    atomic_int_fast64_t m_wm;
+    /* all outputs of the chain, for control elements and flushing */
+    rv_output **outs;
+    int nouts;
     pthread_t thread;
     bool started;
     rv_subtask_done_fn done;
@@ -158,6 +161,7 @@ rv_subtask *rv_subtask_new(rv_job_run *jr, int task, int index)
     st->nops = st->td->nnodes;
     st->ops = rv_xcalloc((size_t)st->nops, sizeof(op_inst));
     st->wm = RV_WATERMARK_MIN;
+    atomic_init(&st->m_wm, RV_WATERMARK_MIN);
     st->src_max_ts = INT64_MIN;
     st->src_wm_sent = RV_WATERMARK_MIN;
     rv_doorbell_init(&st->bell);
@@ -183,15 +187,15 @@ rv_doorbell *rv_subtask_doorbell(rv_subtask *st) { return &st->bell; }
 
 void rv_subtask_add_output(rv_subtask *st, int node, int port, rv_output *o)
 {
-    for (int k = 0; k < st->nops; k++) {
-        op_inst *op = &st->ops[k];
-        if (st->td->nodes[k] != node)
-            continue;
-        op->outs[port] = rv_xrealloc(op->outs[port], (size_t)(op->nouts[port] + 1) * sizeof(rv_output *));
-        op->outs[port][op->nouts[port]++] = o;
-        return;
-    }
-    rv_output_free(o);
+    int k = 0;
+    while (k < st->nops && st->td->nodes[k] != node)
+        k++;
+    assert(k < st->nops && "the producing node is in this subtask's chain");
+    op_inst *op = &st->ops[k];
+    op->outs[port] = rv_xrealloc(op->outs[port], (size_t)(op->nouts[port] + 1) * sizeof(rv_output *));
+    op->outs[port][op->nouts[port]++] = o;
+    st->outs = rv_xrealloc(st->outs, (size_t)(st->nouts + 1) * sizeof(rv_output *));
+    st->outs[st->nouts++] = o;
 }
 
 int rv_subtask_task(const rv_subtask *st) { return st->task; }
@@ -200,28 +204,27 @@ int rv_subtask_index(const rv_subtask *st) { return st->index; }
 void rv_subtask_get_metrics(const rv_subtask *st, rv_subtask_metrics *m)
 {
     memset(m, 0, sizeof(*m));
-    m->records_in = atomic_load(&((rv_subtask *)st)->m_in);
-    m->records_out = atomic_load(&((rv_subtask *)st)->m_out);
-    m->bad_records = st->bad_records;
-    m->busy_ns = st->busy_ns;
-    m->idle_ns = st->idle_ns;
-    for (int k = 0; k < st->nops; k++)
-        for (int p = 0; p < RV_NPORTS; p++)
-            for (int i = 0; i < st->ops[k].nouts[p]; i++)
-                m->backpressured_ns += rv_output_blocked_ns(st->ops[k].outs[p][i]);
-    m->watermark = st->wm;
+    rv_subtask *w = (rv_subtask *)st; /* atomics are read-only here */
+    m->records_in = atomic_load_explicit(&w->m_in, memory_order_relaxed);
+    m->records_out = atomic_load_explicit(&w->m_out, memory_order_relaxed);
+    m->bad_records = atomic_load_explicit(&w->m_bad, memory_order_relaxed);
+    m->busy_ns = atomic_load_explicit(&w->m_busy_ns, memory_order_relaxed);
+    m->idle_ns = atomic_load_explicit(&w->m_idle_ns, memory_order_relaxed);
+    for (int i = 0; i < st->nouts; i++)
+        m->backpressured_ns += rv_output_blocked_ns(st->outs[i]);
+    m->watermark = atomic_load_explicit(&w->m_wm, memory_order_relaxed);
 }
 
 void rv_subtask_free(rv_subtask *st)
 {
     if (!st)
         return;
+    for (int i = 0; i < st->nouts; i++)
+        rv_output_free(st->outs[i]);
+    free(st->outs);
     for (int k = 0; k < st->nops; k++) {
-        for (int p = 0; p < RV_NPORTS; p++) {
-            for (int i = 0; i < st->ops[k].nouts[p]; i++)
-                rv_output_free(st->ops[k].outs[p][i]);
+        for (int p = 0; p < RV_NPORTS; p++)
             free(st->ops[k].outs[p]);
-        }
         free(st->ops[k].state);
     }
     free(st->ops);
@@ -258,29 +261,22 @@ const rv_schema *rv_ctx_key_schema(const rv_op_ctx *ctx) { return ctx->op->node-
 const char *rv_ctx_event_time_field(const rv_op_ctx *ctx)
 {
     const rv_node *n = ctx->op->node;
-    if (n->ninputs == 0)
-        return n->event_time_field;
-    /* The field carried by the inputs (same rule as planning). */
-    const char *f = NULL;
-    for (int k = 0; k < n->ninputs; k++) {
-        const rv_node *in = &ctx->st->js->nodes[n->inputs[k].node];
-        if (n->inputs[k].port != RV_PORT_MAIN || !in->event_time_field || (f && strcmp(f, in->event_time_field)))
-            return NULL;
-        f = in->event_time_field;
-    }
-    return f;
+    return n->ninputs == 0 ? n->event_time_field : n->input_event_time_field;
 }
 
 int64_t rv_ctx_now_ms(const rv_op_ctx *ctx) { return rv_wall_ms(); }
 int64_t rv_ctx_watermark(const rv_op_ctx *ctx) { return ctx->st->wm; }
 bool rv_ctx_canceled(const rv_op_ctx *ctx) { return canceled(ctx->st); }
-uint64_t rv_ctx_bad_records(const rv_op_ctx *ctx) { return ctx->st->bad_records; }
+uint64_t rv_ctx_bad_records(const rv_op_ctx *ctx)
+{
+    return atomic_load_explicit(&ctx->st->m_bad, memory_order_relaxed);
+}
+
+static void add_relaxed(atomic_uint_fast64_t *a, uint64_t v) { atomic_fetch_add_explicit(a, v, memory_order_relaxed); }
 
 void rv_ctx_fail(rv_op_ctx *ctx, rv_err *err)
 {
-    rv_job_run_fail(ctx->st->jr, rv_err_wrap(err, "%s '%s'", ctx->op->pl->kind == RV_PLUGIN_SOURCE ? "source"
-                                                             : ctx->op->pl->kind == RV_PLUGIN_SINK ? "sink" : "operator",
-                                             ctx->op->node->id));
+    rv_job_run_fail(ctx->st->jr, rv_err_wrap(err, "%s '%s'", rv_plugin_kind_name(ctx->op->pl->kind), ctx->op->node->id));
 }
 
 void rv_ctx_timer_at(rv_op_ctx *ctx, int64_t when_ms)
@@ -324,6 +320,16 @@ static rv_code send_to_outputs(op_inst *op, int port, const rv_batch *b)
     return RV_OK;
 }
 
+/* Makes sure a failing callback's code fails the job with a message,
+ * even if the plugin did not call rv_ctx_fail(). Returns rc. */
+static rv_code fail_code(rv_subtask *st, op_inst *op, rv_code rc, const char *what)
+{
+    if (rc != RV_OK && rc != RV_ERR_CANCELED && !rv_job_run_error(st->jr))
+        rv_job_run_fail(st->jr, rv_err_new(rc, "%s '%s' failed in %s: %s", rv_plugin_kind_name(op->pl->kind),
+                                           op->node->id, what, rv_code_name(rc)));
+    return rc;
+}
+
 rv_code rv_ctx_emit(rv_op_ctx *ctx, rv_batch *b)
 {
     rv_subtask *st = ctx->st;
@@ -335,16 +341,16 @@ rv_code rv_ctx_emit(rv_op_ctx *ctx, rv_batch *b)
     op->rows_out += b->nrows;
     rv_code rc;
     if (op->pos == 0 && op->pl->kind == RV_PLUGIN_SOURCE) {
-        atomic_fetch_add(&st->m_in, b->nrows);
+        add_relaxed(&st->m_in, b->nrows);
         if (op->node->has_event_time)
             update_source_time(st, b);
     }
     if (op->pos + 1 < st->nops) {
         op_inst *next = &st->ops[op->pos + 1];
         next->rows_in += b->nrows;
-        rc = next->pl->process(next->state, &next->ctx, 0, b);
+        rc = fail_code(st, next, next->pl->process(next->state, &next->ctx, 0, b), "process");
     } else {
-        atomic_fetch_add(&st->m_out, b->nrows);
+        add_relaxed(&st->m_out, b->nrows);
         rc = send_to_outputs(op, RV_PORT_MAIN, b);
     }
     rv_batch_unref(b);
@@ -357,15 +363,15 @@ rv_code rv_ctx_bad_record(rv_op_ctx *ctx, const char *raw, size_t len, const cha
 {
     rv_subtask *st = ctx->st;
     const rv_node *n = ctx->op->node;
-    st->bad_records++;
+    uint64_t bad = atomic_fetch_add_explicit(&st->m_bad, 1, memory_order_relaxed) + 1;
     switch (n->on_error) {
     case RV_ON_ERROR_FAIL:
         rv_ctx_fail(ctx, rv_err_new(RV_ERR_INVALID, "bad record at %s: %s (set on_error: skip or dead_letter to continue past bad records)",
                                     where, reason));
         return RV_ERR_INVALID;
     case RV_ON_ERROR_SKIP:
-        if (st->bad_records == 1 || (st->bad_records & (st->bad_records - 1)) == 0)
-            RV_LOG_WARN(ctx->op->tag, "skipped %llu bad record(s); latest at %s: %s", (unsigned long long)st->bad_records, where, reason);
+        if ((bad & (bad - 1)) == 0) /* the 1st, 2nd, 4th, 8th, ... */
+            RV_LOG_WARN(ctx->op->tag, "skipped %llu bad record(s); latest at %s: %s", (unsigned long long)bad, where, reason);
         return RV_OK;
     case RV_ON_ERROR_DEAD_LETTER:
         if (!st->dead_letters)
@@ -388,13 +394,6 @@ rv_code rv_ctx_bad_record(rv_op_ctx *ctx, const char *raw, size_t len, const cha
 
 /* ---- the loops ---- */
 
-static rv_code fail_code(rv_subtask *st, op_inst *op, rv_code rc, const char *what)
-{
-    if (rc != RV_OK && rc != RV_ERR_CANCELED && !rv_job_run_error(st->jr))
-        rv_job_run_fail(st->jr, rv_err_new(rc, "%s '%s' failed in %s: %s", op->pl->kind == RV_PLUGIN_SINK ? "sink" : "operator",
-                                           op->node->id, what, rv_code_name(rc)));
-    return rc;
-}
 
 static rv_code flush_dead_letters(rv_subtask *st)
 {
@@ -410,39 +409,33 @@ static rv_code flush_dead_letters(rv_subtask *st)
 
 static rv_code control_all(rv_subtask *st, rv_elem el)
 {
-    for (int k = 0; k < st->nops; k++)
-        for (int p = 0; p < RV_NPORTS; p++)
-            for (int i = 0; i < st->ops[k].nouts[p]; i++) {
-                rv_code rc = rv_output_control(st->ops[k].outs[p][i], el);
-                if (rc != RV_OK)
-                    return rc;
-            }
+    for (int i = 0; i < st->nouts; i++) {
+        rv_code rc = rv_output_control(st->outs[i], el);
+        if (rc != RV_OK)
+            return rc;
+    }
     return RV_OK;
 }
 
 static rv_code flush_outputs(rv_subtask *st, bool force)
 {
     int64_t now = rv_now_ns();
-    for (int k = 0; k < st->nops; k++)
-        for (int p = 0; p < RV_NPORTS; p++)
-            for (int i = 0; i < st->ops[k].nouts[p]; i++) {
-                rv_code rc = rv_output_flush(st->ops[k].outs[p][i], now, force);
-                if (rc != RV_OK)
-                    return rc;
-            }
+    for (int i = 0; i < st->nouts; i++) {
+        rv_code rc = rv_output_flush(st->outs[i], now, force);
+        if (rc != RV_OK)
+            return rc;
+    }
     return RV_OK;
 }
 
 static int64_t output_deadline(rv_subtask *st)
 {
     int64_t d = INT64_MAX;
-    for (int k = 0; k < st->nops; k++)
-        for (int p = 0; p < RV_NPORTS; p++)
-            for (int i = 0; i < st->ops[k].nouts[p]; i++) {
-                int64_t x = rv_output_deadline(st->ops[k].outs[p][i]);
-                if (x < d)
-                    d = x;
-            }
+    for (int i = 0; i < st->nouts; i++) {
+        int64_t x = rv_output_deadline(st->outs[i]);
+        if (x < d)
+            d = x;
+    }
     return d;
 }
 
@@ -451,6 +444,7 @@ static int64_t output_deadline(rv_subtask *st)
 static rv_code advance_watermark(rv_subtask *st, int64_t wm, int from)
 {
     st->wm = wm;
+    atomic_store_explicit(&st->m_wm, wm, memory_order_relaxed);
     for (int k = from; k < st->nops; k++) {
         op_inst *op = &st->ops[k];
         if (op->pl->on_watermark) {
@@ -517,21 +511,23 @@ static rv_code run_source(rv_subtask *st)
             return RV_ERR_INVALID;
         }
         if (s == RV_SRC_IDLE) {
-            st->idle_ns += (uint64_t)(t1 - t0);
+            add_relaxed(&st->m_idle_ns, (uint64_t)(t1 - t0));
             if (n->idle_timeout_ms > 0 && !st->src_idle_sent && rv_wall_ms() - st->src_last_data_ms >= n->idle_timeout_ms) {
                 st->src_idle_sent = true;
                 if ((rc = flush_outputs(st, true)) != RV_OK || (rc = control_all(st, (rv_elem){.kind = RV_EL_IDLE})) != RV_OK)
                     return rc;
             }
         } else {
-            st->busy_ns += (uint64_t)(t1 - t0);
+            add_relaxed(&st->m_busy_ns, (uint64_t)(t1 - t0));
             if (s == RV_SRC_MORE) {
                 st->src_last_data_ms = rv_wall_ms();
                 st->src_idle_sent = false;
             }
         }
         if (n->has_event_time && st->src_max_ts != INT64_MIN) {
-            int64_t wm = st->src_max_ts - n->max_out_of_orderness_ms - 1;
+            int64_t wm;
+            if (__builtin_sub_overflow(st->src_max_ts, n->max_out_of_orderness_ms + 1, &wm))
+                wm = RV_WATERMARK_MIN;
             if (wm > st->src_wm_sent) {
                 st->src_wm_sent = wm;
                 if ((rc = advance_watermark(st, wm, 1)) != RV_OK)
@@ -545,19 +541,22 @@ static rv_code run_source(rv_subtask *st)
     }
 }
 
-/* The input gate's watermark: the minimum over inputs that have neither
- * ended nor gone idle. When every open input is idle, the maximum of their
- * watermarks (as Flink does): nothing can arrive that is older than what an
- * active input would have allowed, and an idle input must not hold time
- * back. *all_idle tells whether every open input is idle. */
+/* The input gate's watermark, as Flink's watermark valve: the minimum
+ * over inputs that have not gone idle, where an ended input counts as the
+ * end of time (it will never send anything older). When every open input
+ * is idle (and none has ended), the maximum of their watermarks: an idle
+ * input must not hold time back. *all_idle tells whether every open input
+ * is idle. */
 static int64_t gate_watermark(const rv_subtask *st, bool *all_idle)
 {
-    int64_t min_active = INT64_MAX, max_idle = INT64_MIN;
-    bool any_open = false, any_active = false;
+    int64_t min_active = RV_WATERMARK_MAX, max_idle = RV_WATERMARK_MIN;
+    bool any_open = false, any_active = false, any_ended = false;
     for (int i = 0; i < st->nins; i++) {
         const in_chan *in = &st->ins[i];
-        if (in->ended)
+        if (in->ended) {
+            any_ended = true;
             continue;
+        }
         any_open = true;
         if (in->idle) {
             if (in->wm > max_idle)
@@ -569,9 +568,9 @@ static int64_t gate_watermark(const rv_subtask *st, bool *all_idle)
             min_active = in->wm;
     }
     *all_idle = any_open && !any_active;
-    if (!any_open)
-        return st->wm; /* the end of input advances time in finish_chain */
-    return any_active ? min_active : max_idle;
+    if (any_active || any_ended)
+        return min_active;
+    return any_open ? max_idle : st->wm;
 }
 
 static rv_code on_element(rv_subtask *st, in_chan *in, rv_elem el)
@@ -582,7 +581,7 @@ static rv_code on_element(rv_subtask *st, in_chan *in, rv_elem el)
     case RV_EL_BATCH:
         in->idle = false;
         st->idle_sent = false;
-        atomic_fetch_add(&st->m_in, el.u.b->nrows);
+        add_relaxed(&st->m_in, el.u.b->nrows);
         head->rows_in += el.u.b->nrows;
         rc = head->pl->process(head->state, &head->ctx, in->input, el.u.b);
         rv_batch_unref(el.u.b);
@@ -598,7 +597,7 @@ static rv_code on_element(rv_subtask *st, in_chan *in, rv_elem el)
     }
     bool all_idle;
     int64_t wm = gate_watermark(st, &all_idle);
-    if (wm > st->wm && wm != RV_WATERMARK_MAX && (rc = advance_watermark(st, wm, 0)) != RV_OK)
+    if (wm > st->wm && (rc = advance_watermark(st, wm, 0)) != RV_OK)
         return rc;
     /* Every open input is idle: so is this subtask's output. */
     if (all_idle && !st->idle_sent) {
@@ -646,7 +645,7 @@ static rv_code run_inputs(rv_subtask *st)
         if ((rc = fire_timers(st)) != RV_OK || (rc = flush_outputs(st, false)) != RV_OK)
             return rc;
         if (got) {
-            st->busy_ns += (uint64_t)(rv_now_ns() - t0);
+            add_relaxed(&st->m_busy_ns, (uint64_t)(rv_now_ns() - t0));
             continue;
         }
         /* Nothing to read: sleep until data, the next timer or the next
@@ -670,7 +669,7 @@ static rv_code run_inputs(rv_subtask *st)
         }
         int64_t s0 = rv_now_ns();
         rv_doorbell_sleep(&st->bell, deadline);
-        st->idle_ns += (uint64_t)(rv_now_ns() - s0);
+        add_relaxed(&st->m_idle_ns, (uint64_t)(rv_now_ns() - s0));
     }
     return finish_chain(st, 0);
 }

@@ -54,6 +54,7 @@ rv_doorbell *rv_subtask_doorbell(rv_subtask *st);
 void rv_subtask_add_output(rv_subtask *st, int node, int port, rv_output *o);
 /* Starts the thread. done is called from it at the end. */
 rv_err *rv_subtask_start(rv_subtask *st, rv_subtask_done_fn done, void *arg);
+/* Waits for the thread to end. Never from a subtask thread. */
 void rv_subtask_join(rv_subtask *st);
 void rv_subtask_free(rv_subtask *st);
 int rv_subtask_task(const rv_subtask *st);

@@ -54,10 +54,12 @@ int rv_tm_free_slots(const rv_tm *tm)
 
 static void job_free(tm_job *j)
 {
-    for (int i = 0; i < j->nsubtasks; i++) {
+    /* Join every thread before freeing any subtask: a running producer
+     * rings doorbells inside its consumers. */
+    for (int i = 0; i < j->nsubtasks; i++)
         rv_subtask_join(j->subtasks[i]);
+    for (int i = 0; i < j->nsubtasks; i++)
         rv_subtask_free(j->subtasks[i]);
-    }
     free(j->subtasks);
     for (int i = 0; i < j->nchans; i++)
         rv_channel_free(j->chans[i]);
@@ -79,11 +81,12 @@ static void on_subtask_done(void *arg, rv_subtask *st, rv_task_state state, cons
         j->worst = state;
     bool last = --j->running == 0;
     rv_task_state final = j->worst;
+    rv_tm_job_done_fn done = j->done;
     pthread_mutex_unlock(&tm->mu);
     if (state == RV_TASK_FAILED)
         RV_LOG_DEBUG(tm->name, "job %s subtask %d.%d failed: %s", j->id, rv_subtask_task(st), rv_subtask_index(st), error);
-    if (last && j->done)
-        j->done(j->done_arg, j->id, final, final == RV_TASK_FAILED ? rv_job_run_error(j->run) : NULL);
+    if (last && done)
+        done(j->done_arg, j->id, final, final == RV_TASK_FAILED ? rv_job_run_error(j->run) : NULL);
 }
 
 static int subtask_slot(const rv_job_graph *g, int task, int index)
@@ -132,10 +135,7 @@ static rv_err *wire(tm_job *j)
 
 rv_err *rv_tm_deploy(rv_tm *tm, const char *job_id, rv_job_graph *g, rv_tm_job_done_fn done, void *arg)
 {
-    int need = 0;
-    for (int t = 0; t < g->ntasks; t++)
-        if (g->tasks[t].parallelism > need)
-            need = g->tasks[t].parallelism;
+    int need = rv_job_graph_slots(g);
     pthread_mutex_lock(&tm->mu);
     if (tm->slots - tm->used < need) {
         int freeslots = tm->slots - tm->used;
@@ -248,8 +248,10 @@ void rv_tm_free(rv_tm *tm)
     if (!tm)
         return;
     pthread_mutex_lock(&tm->mu);
-    for (tm_job *j = tm->jobs; j; j = j->next)
+    for (tm_job *j = tm->jobs; j; j = j->next) {
+        j->done = NULL; /* whoever deployed it may be gone */
         rv_job_run_cancel(j->run);
+    }
     tm_job *jobs = tm->jobs;
     tm->jobs = NULL;
     pthread_mutex_unlock(&tm->mu);

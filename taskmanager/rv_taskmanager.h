@@ -19,7 +19,8 @@ typedef struct rv_tm rv_tm;
 typedef void (*rv_tm_job_done_fn)(void *arg, const char *job_id, rv_task_state state, const char *error);
 
 rv_tm *rv_tm_new(const char *name, int slots);
-/* Stops every job (cancel, join) and frees the task manager. */
+/* Stops every job (cancel, join; their done callbacks are no longer
+ * called) and frees the task manager. Not from a subtask thread. */
 void rv_tm_free(rv_tm *tm);
 const char *rv_tm_name(const rv_tm *tm);
 int rv_tm_slots(const rv_tm *tm);
@@ -30,7 +31,9 @@ int rv_tm_free_slots(const rv_tm *tm);
 rv_err *rv_tm_deploy(rv_tm *tm, const char *job_id, rv_job_graph *g, rv_tm_job_done_fn done, void *arg);
 /* Asks the job's subtasks to stop; done follows. Unknown ids are ignored. */
 void rv_tm_cancel(rv_tm *tm, const char *job_id);
-/* After done: joins the job's threads and frees its resources. */
+/* After done: joins the job's threads and frees its resources. Never call
+ * it (or rv_tm_free) from a subtask thread or a done callback: it would
+ * join its own thread. */
 void rv_tm_release(rv_tm *tm, const char *job_id);
 
 /* Sums the metrics of a job's subtasks. False if the job is unknown. */

@@ -571,7 +571,7 @@ static rv_code wagg_process(void *state, rv_op_ctx *ctx, int input, const rv_bat
         return RV_OK;
     ensure_scratch(st, n);
     eval_keys(st, in);
-    rv_hash_rows(st->key_cols, st->nkeys, n, st->hashes);
+    rv_hash_rows(st->key_cols, st->nkeys, n, st->hashes, &st->kbuf, &st->kcap);
 
     uint32_t m = 0;
     if (st->sp.processing) {

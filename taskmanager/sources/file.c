@@ -334,7 +334,7 @@ static rv_src_status file_poll(void *state, rv_op_ctx *ctx)
         st->b = rv_batch_new(rv_ctx_output_schema(ctx), st->batch);
     uint32_t budget = 4 * st->batch; /* lines per poll, bad and empty ones included */
     bool failed = false, busy = false;
-    while (st->b->nrows < st->batch) {
+    while (!rv_batch_is_full(st->b, st->batch)) {
         if (budget == 0) {
             busy = true;
             break;

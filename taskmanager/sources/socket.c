@@ -281,7 +281,7 @@ static void accept_all(sock_state *st)
 static bool read_conn(sock_state *st, rv_op_ctx *ctx, size_t k, uint32_t *budget, bool *gone)
 {
     conn *c = st->conns[k];
-    while (st->b->nrows < st->batch && *budget > 0) {
+    while (!rv_batch_is_full(st->b, st->batch) && *budget > 0) {
         const char *line;
         size_t len;
         rv_line_status ls = rv_line_next(c->lr, &line, &len);
@@ -333,7 +333,7 @@ static bool read_all(sock_state *st, rv_op_ctx *ctx, bool *progress)
     st->rr++;
     /* Visit each connection once; drop_conn() moves the last one into the
      * dropped slot, so walk indices from high to low relative to start. */
-    for (size_t v = 0; v < n && st->b->nrows < st->batch && budget > 0; v++) {
+    for (size_t v = 0; v < n && !rv_batch_is_full(st->b, st->batch) && budget > 0; v++) {
         size_t k = (start + n - 1 - v) % n;
         if (k >= st->nconns)
             continue;

@@ -24,8 +24,11 @@ static void key_of(const rv_column *cols, int ncols, uint32_t row, keybuf *k)
     k->len = 0;
     rv_key_encode(cols, ncols, row, &k->buf, &k->len, &k->cap);
     uint64_t *h = calloc(row + 1, sizeof(uint64_t));
-    rv_hash_rows(cols, ncols, row + 1, h);
+    uint8_t *scratch = NULL;
+    size_t scratch_cap = 0;
+    rv_hash_rows(cols, ncols, row + 1, h, &scratch, &scratch_cap);
     k->hash = h[row];
+    free(scratch);
     free(h);
 }
 
