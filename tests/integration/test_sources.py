@@ -622,6 +622,28 @@ def test_idle_timeout_windows_fire_when_the_source_with_data_went_idle_first(wd)
         job.kill()
 
 
+def test_an_ended_input_beside_an_idle_one_lets_every_window_fire(wd):
+    # a is bounded and ends: it will never send anything older, so it counts
+    # as the end of time; b is followed, empty and idle. Every window of a,
+    # the last one included, must fire while the job keeps running for b.
+    rows = events(37, 500, 0, 20, 0)
+    write_jsonl(wd.join("a.json"), rows)
+    write_jsonl(wd.join("b.json"), [])
+    acc, _, _ = event_time_reference(rows, 1000, 1000, 0)
+    want = window_rows(acc, 1000)
+    job_text = IDLE_UNION_JOB.format(a=wd.join("a.json"), b=wd.join("b.json"))
+    job_text = job_text.replace("    follow: true\n    poll_interval: 50ms\n", "", 1)
+    job = LiveJob(wd, job_text)
+    try:
+        job.wait_for(lambda: len(job.rows()) >= len(want), 5, "every window of the ended input fired")
+        time.sleep(0.3)
+        check_windows(job.rows(), want, "windows")
+        check(job.proc.poll() is None, "the job keeps running for the followed input")
+        check_eq(job.interrupt(), 130, f"exit code after Ctrl-C ({job.stderr()[-2000:]})")
+    finally:
+        job.kill()
+
+
 # ---- 5. late data ----
 
 LATE_JOB = """
@@ -801,6 +823,7 @@ if __name__ == "__main__":
         test_idle_timeout_lets_windows_fire_while_a_source_instance_has_no_data,
         test_without_idle_timeout_an_empty_source_instance_holds_windows_back,
         test_idle_timeout_windows_fire_when_the_source_with_data_went_idle_first,
+        test_an_ended_input_beside_an_idle_one_lets_every_window_fire,
         test_late_rows_are_dropped_by_the_watermark_rule,
         test_late_rows_at_the_exact_watermark_boundary,
         test_processing_time_windows_are_aligned_and_count_every_row,
