@@ -21,7 +21,8 @@ struct rv_channel {
     _Alignas(64) uint32_t mask;
     rv_elem *ring;
     rv_doorbell *consumer;
-    rv_doorbell producer; /* the producer sleeps here when full */
+    rv_doorbell *pop_bell; /* optional: rung after every pop */
+    rv_doorbell producer;  /* the producer sleeps here when full */
 };
 
 void rv_doorbell_init(rv_doorbell *d)
@@ -137,6 +138,8 @@ bool rv_channel_pop(rv_channel *ch, rv_elem *out)
     *out = ch->ring[head & ch->mask];
     atomic_store(&ch->head, head + 1);
     rv_doorbell_ring(&ch->producer);
+    if (ch->pop_bell)
+        rv_doorbell_ring(ch->pop_bell);
     return true;
 }
 
@@ -146,3 +149,5 @@ uint32_t rv_channel_len(const rv_channel *ch)
 }
 
 uint32_t rv_channel_capacity(const rv_channel *ch) { return ch->mask + 1; }
+
+void rv_channel_set_pop_bell(rv_channel *ch, rv_doorbell *bell) { ch->pop_bell = bell; }

@@ -53,6 +53,9 @@ typedef struct rv_channel rv_channel;
 /* capacity: elements (rounded up to a power of two). The consumer's
  * doorbell is rung on every push that finds the consumer waiting. */
 rv_channel *rv_channel_new(uint32_t capacity, rv_doorbell *consumer);
+/* Also rings `bell` after every pop that frees a slot, for a network
+ * bridge that grants credits as the consumer makes room. Before use. */
+void rv_channel_set_pop_bell(rv_channel *ch, rv_doorbell *bell);
 /* Frees the channel and any batches still in it. No thread may use it. */
 void rv_channel_free(rv_channel *ch);
 
