@@ -26,7 +26,10 @@
 #include "rv_log.h"
 #include "rv_mem.h"
 #include "rv_plugin.h"
-#include "rv_taskmanager.h"
+#include "rv_client.h"
+#include "rv_file.h"
+#include "rv_time.h"
+#include "rv_tm_client.h"
 
 static volatile sig_atomic_t interrupted;
 
@@ -50,6 +53,13 @@ static void usage(FILE *out)
             "  validate <job.yaml>  check a job file and report every problem's line:column\n"
             "  plan <job.yaml>      print tasks, chaining, parallelism and partitioning\n"
             "      --dot                 as a Graphviz graph\n"
+            "  submit <job.yaml>    submit a job to a cluster; prints its id\n"
+            "      --wait                block until the job ends; exit 0 only if it FINISHED\n"
+            "      -p, --parallelism N   override the job's default parallelism\n"
+            "  list [--all]         jobs of the cluster (--all: also ended ones)\n"
+            "  status <job> [--json]  state, start time, subtasks, where they run, records in/out\n"
+            "  cancel <job>         stop a job\n"
+            "      (cluster commands: --coordinator URL or $RIVULET_COORDINATOR, default tcp://127.0.0.1:6123)\n"
             "  doc                  print the job spec reference of every source, operator and sink\n"
             "  help                 this text\n");
 }
@@ -89,7 +99,13 @@ static int cmd_run(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "p:qv", opts, NULL)) != -1) {
         switch (c) {
-        case 'p': parallelism = atoi(optarg); if (parallelism < 1) { fprintf(stderr, "rivulet run: --parallelism needs a number >= 1\n"); return 2; } break;
+        case 'p':
+            parallelism = atoi(optarg);
+            if (parallelism < 1) {
+                fprintf(stderr, "rivulet run: --parallelism needs a number >= 1\n");
+                return 2;
+            }
+            break;
         case 'q': rv_log_set_level(RV_LOG_LVL_WARN); break;
         case 'v': rv_log_set_level(RV_LOG_LVL_DEBUG); break;
         case 's': stats = true; break;
@@ -100,24 +116,43 @@ static int cmd_run(int argc, char **argv)
         fprintf(stderr, "rivulet run: expected one job file\n");
         return 2;
     }
+    const char *path = argv[optind];
+    /* Validate first: a bad file is exit code 2 before anything starts. */
     rv_jobspec *js = NULL;
-    int rc = load(argv[optind], parallelism, &js);
+    int rc = load(path, parallelism, &js);
     if (rc)
         return rc;
-
     rv_job_graph *g = rv_job_graph_build(js);
     int slots = rv_job_graph_slots(g);
     rv_job_graph_free(g);
-    rv_coord *coord = NULL;
-    rv_err *err = rv_coord_new(&coord);
+    rv_jobspec_unref(js);
+    char *text = NULL;
+    size_t len = 0;
+    rv_err *err = rv_file_read(path, RV_JOBSPEC_MAX_BYTES, &text, &len);
     if (err) {
         fprintf(stderr, "rivulet: %s\n", rv_err_msg(err));
         rv_err_free(err);
-        rv_jobspec_unref(js);
+        return 2;
+    }
+
+    /* The embedded mini-cluster: a coordinator and one task manager in
+     * this process, talking over inproc:// exactly as a cluster does over
+     * tcp://. */
+    char coord_url[64], data_url[64];
+    snprintf(coord_url, sizeof(coord_url), "inproc://rivulet-%d-coordinator", (int)getpid());
+    snprintf(data_url, sizeof(data_url), "inproc://rivulet-%d-data", (int)getpid());
+    rv_coord_config ccfg = {.listen = coord_url, .heartbeat_interval_ms = 1000, .heartbeat_timeout_ms = 10000,
+                            .slot_wait_timeout_ms = 10000};
+    rv_tm_config tcfg = {.coordinator = coord_url, .slots = slots, .data_listen = data_url, .name = "tm-0"};
+    rv_coord *coord = NULL;
+    rv_tm_client *tm = NULL;
+    if ((err = rv_coord_new(&ccfg, &coord)) || (err = rv_tm_client_start(&tcfg, &tm))) {
+        fprintf(stderr, "rivulet: %s\n", rv_err_msg(err));
+        rv_err_free(err);
+        rv_coord_free(coord);
+        free(text);
         return 1;
     }
-    rv_tm *tm = rv_tm_new("tm-0", slots);
-    rv_coord_add_tm(coord, tm);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -130,13 +165,13 @@ static int cmd_run(int argc, char **argv)
     double cpu0 = cpu_seconds();
     int64_t t0 = rv_now_ns();
     char *job_id = NULL;
-    err = rv_coord_submit(coord, js, &job_id);
-    rv_jobspec_unref(js);
+    err = rv_coord_submit(coord, path, text, len, parallelism, &job_id);
+    free(text);
     if (err) {
         fprintf(stderr, "rivulet: %s\n", rv_err_msg(err));
         rv_err_free(err);
         rv_coord_free(coord);
-        rv_tm_free(tm);
+        rv_tm_client_stop(tm);
         return 1;
     }
     rv_job_state st;
@@ -162,17 +197,17 @@ static int cmd_run(int argc, char **argv)
         getrusage(RUSAGE_SELF, &ru);
         fprintf(stderr,
                 "rivulet: stats: state=%s events=%llu bad_records=%llu wall_s=%.3f cpu_s=%.3f events_per_s=%.0f "
-                "events_per_cpu_s=%.0f backpressured_s=%.3f peak_rss_mib=%.1f\n",
+                "events_per_cpu_s=%.0f peak_rss_mib=%.1f\n",
                 rv_job_state_name(st), (unsigned long long)m.records_in, (unsigned long long)m.bad_records, wall, cpu,
                 wall > 0 ? (double)m.records_in / wall : 0, cpu > 0 ? (double)m.records_in / cpu : 0,
-                (double)m.backpressured_ns / 1e9, (double)ru.ru_maxrss / 1024.0);
+                (double)ru.ru_maxrss / 1024.0);
     }
     if (st == RV_JOB_FAILED)
         fprintf(stderr, "rivulet: job failed: %s\n", error ? error : "unknown error");
     free(error);
     free(job_id);
     rv_coord_free(coord);
-    rv_tm_free(tm);
+    rv_tm_client_stop(tm);
     if (st == RV_JOB_FINISHED)
         return 0;
     if (st == RV_JOB_CANCELED)
@@ -276,6 +311,14 @@ int main(int argc, char **argv)
         return cmd_plan(argc - 1, argv + 1);
     if (strcmp(cmd, "doc") == 0)
         return cmd_doc();
+    if (strcmp(cmd, "submit") == 0)
+        return rv_cli_submit(argc - 1, argv + 1);
+    if (strcmp(cmd, "list") == 0)
+        return rv_cli_list(argc - 1, argv + 1);
+    if (strcmp(cmd, "status") == 0)
+        return rv_cli_status(argc - 1, argv + 1);
+    if (strcmp(cmd, "cancel") == 0)
+        return rv_cli_cancel(argc - 1, argv + 1);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage(stdout);
         return 0;

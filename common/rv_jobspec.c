@@ -16,6 +16,7 @@
 
 #include "rv_config.h"
 #include "rv_expr.h"
+#include "rv_file.h"
 #include "rv_mem.h"
 
 typedef struct job_keys {
@@ -720,25 +721,12 @@ fail:
 
 rv_err *rv_jobspec_load(const char *path, rv_jobspec **out)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return rv_err_new(RV_ERR_IO, "cannot open job file %s: %s", path, strerror(errno));
     char *text = NULL;
-    size_t len = 0, cap = 0;
-    char chunk[65536];
-    size_t r;
-    while ((r = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        rv_xgrow((void **)&text, &cap, len + r + 1, 1);
-        memcpy(text + len, chunk, r);
-        len += r;
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(text);
-        return rv_err_new(RV_ERR_IO, "reading job file %s failed", path);
-    }
-    rv_err *err = rv_jobspec_parse(text ? text : "", len, path, out);
+    size_t len = 0;
+    rv_err *err = rv_file_read(path, RV_JOBSPEC_MAX_BYTES, &text, &len);
+    if (err)
+        return rv_err_wrap(err, "job file");
+    err = rv_jobspec_parse(text, len, path, out);
     free(text);
     return err;
 }

@@ -68,6 +68,9 @@ typedef struct rv_jobspec {
     atomic_int refs;
 } rv_jobspec;
 
+/* Largest job file accepted (the control plane carries it whole). */
+#define RV_JOBSPEC_MAX_BYTES (4u << 20)
+
 /* Parses and validates job text. `file` names it in errors. */
 rv_err *rv_jobspec_parse(const char *text, size_t len, const char *file, rv_jobspec **out);
 rv_err *rv_jobspec_load(const char *path, rv_jobspec **out);

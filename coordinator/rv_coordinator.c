@@ -1,4 +1,5 @@
-/* rv_coordinator: the coordinator's event loop, job table and scheduling. */
+/* rv_coordinator: the coordinator's event loop, job table, task-manager
+ * registry and scheduling. */
 #include "rv_coordinator.h"
 
 #include <assert.h>
@@ -8,45 +9,85 @@
 #include <string.h>
 #include <time.h>
 
-#include "rv_channel.h"
+#include "rv_ctl.h"
 #include "rv_graph.h"
+#include "rv_jobspec.h"
 #include "rv_log.h"
 #include "rv_mem.h"
+#include "rv_time.h"
 
-typedef enum { MSG_SUBMIT, MSG_CANCEL, MSG_JOB_DONE, MSG_STOP } msg_kind;
+#define TAG "coordinator"
+#define LOOP_TICK_MS 100
+
+const rv_cfg_key rv_coord_config_keys[] = {
+    {"listen", RV_CFG_STRING, "tcp://127.0.0.1:6123", offsetof(rv_coord_config, listen), "Control address task managers and the CLI connect to (`tcp://HOST:PORT`; port 0 picks a free port).", NULL, 0, 0, 0},
+    {"heartbeat_interval", RV_CFG_DURATION, "1s", offsetof(rv_coord_config, heartbeat_interval_ms), "How often task managers send heartbeats.", NULL, 0, 10, 600000},
+    {"heartbeat_timeout", RV_CFG_DURATION, "10s", offsetof(rv_coord_config, heartbeat_timeout_ms), "A task manager silent this long is lost (a closed connection is noticed at once).", NULL, 0, 50, 3600000},
+    {"slot_wait_timeout", RV_CFG_DURATION, "30s", offsetof(rv_coord_config, slot_wait_timeout_ms), "How long a job waits for enough free slots before it fails.", NULL, 0, 0, 86400000},
+};
+const size_t rv_coord_config_nkeys = sizeof(rv_coord_config_keys) / sizeof(rv_coord_config_keys[0]);
+
+typedef enum { MSG_NET, MSG_PIPE_GONE, MSG_SUBMIT, MSG_CANCEL, MSG_STOP } msg_kind;
 
 typedef struct msg {
     msg_kind kind;
-    rv_jobspec *js;     /* SUBMIT */
-    char *job_id;       /* CANCEL, JOB_DONE */
-    rv_task_state state; /* JOB_DONE */
-    char *error;        /* JOB_DONE */
-    /* reply (SUBMIT, CANCEL): the caller waits on done */
+    rv_envelope *env; /* NET */
+    uint32_t pipe;    /* NET, PIPE_GONE */
+    /* SUBMIT */
+    const char *file, *yaml;
+    size_t len;
+    int parallelism;
+    const char *job_id; /* CANCEL */
+    /* reply */
     bool done;
     rv_err *err;
     char *reply_id;
     struct msg *next;
 } msg;
 
-typedef struct job {
-    char *id;
+typedef struct tm_rec {
     char *name;
+    uint32_t pipe;
+    int slots, used;
+    char *data_url;
+    int64_t last_hb_ms;
+    bool alive;
+} tm_rec;
+
+typedef struct job_part {
+    int tm; /* index into c->tms */
+    bool done;
+    int slots;
+} job_part;
+
+typedef struct job {
+    char *id, *name, *file, *yaml;
+    int parallelism;
     rv_job_state state;
     char *error;
-    rv_tm *tm;
-    bool has_final_metrics;
-    rv_subtask_metrics final_metrics; /* kept when the job's subtasks are released */
+    rv_job_graph *g;
+    int slots;
+    int *slot_tm; /* slot -> tm index, once placed */
+    job_part *parts;
+    int nparts;
+    int64_t submit_ms, start_ms, end_ms, wait_deadline_ms;
+    rv_subtask_metrics *metrics; /* per subtask, in task-major order */
+    int nsubtasks;
+    bool cancel_requested;
+    bool part_canceled; /* a task manager stopped its part without an error */
     struct job *next;
 } job;
 
 struct rv_coord {
+    rv_coord_config cfg;
+    rv_ctl *ctl;
     pthread_t thread;
-    pthread_mutex_t mu; /* mailbox, job states for readers, replies */
-    pthread_cond_t cv;  /* mailbox has messages */
+    pthread_mutex_t mu;     /* mailbox; job fields read by other threads */
+    pthread_cond_t cv;      /* mailbox has messages */
     pthread_cond_t changed; /* a reply is ready or a job state changed */
     msg *head, *tail;
-    job *jobs;          /* written by the loop thread under mu */
-    rv_tm **tms;
+    job *jobs;
+    tm_rec *tms;
     int ntms;
     unsigned seq;
 };
@@ -56,6 +97,8 @@ const char *rv_job_state_name(rv_job_state s)
     static const char *names[] = {"CREATED", "RUNNING", "CANCELING", "FINISHED", "FAILED", "CANCELED"};
     return (unsigned)s < 6 ? names[s] : "?";
 }
+
+/* ---- mailbox ---- */
 
 static void post(rv_coord *c, msg *m)
 {
@@ -70,7 +113,6 @@ static void post(rv_coord *c, msg *m)
     pthread_mutex_unlock(&c->mu);
 }
 
-/* Posts m and waits for the loop's reply. */
 static void call(rv_coord *c, msg *m)
 {
     post(c, m);
@@ -80,13 +122,34 @@ static void call(rv_coord *c, msg *m)
     pthread_mutex_unlock(&c->mu);
 }
 
-static void reply(rv_coord *c, msg *m)
+static void reply_done(rv_coord *c, msg *m)
 {
     pthread_mutex_lock(&c->mu);
     m->done = true;
     pthread_cond_broadcast(&c->changed);
     pthread_mutex_unlock(&c->mu);
 }
+
+static void on_ctl_msg(void *arg, rv_envelope *env, uint32_t pipe)
+{
+    msg *m = rv_xcalloc(1, sizeof(*m));
+    m->kind = MSG_NET;
+    m->env = env;
+    m->pipe = pipe;
+    post(arg, m);
+}
+
+static void on_ctl_pipe(void *arg, uint32_t pipe, bool added)
+{
+    if (added)
+        return;
+    msg *m = rv_xcalloc(1, sizeof(*m));
+    m->kind = MSG_PIPE_GONE;
+    m->pipe = pipe;
+    post(arg, m);
+}
+
+/* ---- helpers (loop thread) ---- */
 
 static job *find_job(rv_coord *c, const char *id)
 {
@@ -96,69 +159,556 @@ static job *find_job(rv_coord *c, const char *id)
     return NULL;
 }
 
+static int find_tm_by_pipe(rv_coord *c, uint32_t pipe)
+{
+    for (int i = 0; i < c->ntms; i++)
+        if (c->tms[i].alive && c->tms[i].pipe == pipe)
+            return i;
+    return -1;
+}
+
 static void set_state(rv_coord *c, job *j, rv_job_state s, const char *error)
 {
     pthread_mutex_lock(&c->mu);
     j->state = s;
     if (error && !j->error)
         j->error = rv_xstrdup(error);
+    if (rv_job_state_final(s))
+        j->end_ms = rv_wall_ms();
     pthread_cond_broadcast(&c->changed);
     pthread_mutex_unlock(&c->mu);
-    RV_LOG_INFO("coordinator", "job %s (%s) is %s%s%s", j->id, j->name, rv_job_state_name(s), error ? ": " : "", error ? error : "");
+    if (s == RV_JOB_FAILED)
+        RV_LOG_WARN(TAG, "job %s (%s) is FAILED: %s", j->id, j->name, j->error ? j->error : "?");
+    else
+        RV_LOG_INFO(TAG, "job %s (%s) is %s", j->id, j->name, rv_job_state_name(s));
 }
 
-static void on_tm_job_done(void *arg, const char *job_id, rv_task_state state, const char *error)
+static void send_to_tm(rv_coord *c, int tm, rv_envelope *env)
 {
-    rv_coord *c = arg;
-    msg *m = rv_xcalloc(1, sizeof(*m));
-    m->kind = MSG_JOB_DONE;
-    m->job_id = rv_xstrdup(job_id);
-    m->state = state;
-    m->error = error ? rv_xstrdup(error) : NULL;
-    post(c, m);
+    rv_err *err = rv_ctl_send(c->ctl, c->tms[tm].pipe, env);
+    if (err) {
+        RV_LOG_WARN(TAG, "to task manager %s: %s", c->tms[tm].name, rv_err_msg(err));
+        rv_err_free(err);
+    }
 }
 
-static void handle_submit(rv_coord *c, msg *m)
+static void send_job_msg(rv_coord *c, int tm, const char *job_id, bool release)
 {
-    rv_jobspec *js = m->js;
-    char id[64];
-    snprintf(id, sizeof(id), "%08x%04x", (unsigned)time(NULL), ++c->seq & 0xffff);
+    rv_envelope env;
+    rv_proto_init(&env);
+    if (release) {
+        Rivulet__ReleaseJob r = RIVULET__RELEASE_JOB__INIT;
+        r.job_id = (char *)job_id;
+        env.body_case = RIVULET__ENVELOPE__BODY_RELEASE_JOB;
+        env.release_job = &r;
+        send_to_tm(c, tm, &env);
+    } else {
+        Rivulet__CancelJob r = RIVULET__CANCEL_JOB__INIT;
+        r.job_id = (char *)job_id;
+        env.body_case = RIVULET__ENVELOPE__BODY_CANCEL_JOB;
+        env.cancel_job = &r;
+        send_to_tm(c, tm, &env);
+    }
+}
+
+static void try_schedule_all(rv_coord *c);
+
+/* Every part reported: final state, release the task managers' slots. */
+static void finish_job(rv_coord *c, job *j)
+{
+    for (int p = 0; p < j->nparts; p++) {
+        tm_rec *t = &c->tms[j->parts[p].tm];
+        t->used -= j->parts[p].slots;
+        if (t->alive)
+            send_job_msg(c, j->parts[p].tm, j->id, true);
+    }
+    rv_job_state s = RV_JOB_FINISHED;
+    if (j->error)
+        s = RV_JOB_FAILED;
+    else if (j->cancel_requested || j->part_canceled || j->state == RV_JOB_CANCELING)
+        s = RV_JOB_CANCELED;
+    set_state(c, j, s, NULL);
+    try_schedule_all(c);
+}
+
+static void part_done(rv_coord *c, job *j, int p)
+{
+    if (j->parts[p].done)
+        return;
+    j->parts[p].done = true;
+    for (int k = 0; k < j->nparts; k++)
+        if (!j->parts[k].done)
+            return;
+    finish_job(c, j);
+}
+
+/* A job fails: record the error and stop its other parts. */
+static void fail_job(rv_coord *c, job *j, const char *error)
+{
+    pthread_mutex_lock(&c->mu);
+    if (!j->error)
+        j->error = rv_xstrdup(error);
+    pthread_mutex_unlock(&c->mu);
+    if (j->state == RV_JOB_RUNNING || j->state == RV_JOB_CANCELING) {
+        set_state(c, j, RV_JOB_CANCELING, NULL);
+        for (int p = 0; p < j->nparts; p++)
+            if (!j->parts[p].done && c->tms[j->parts[p].tm].alive)
+                send_job_msg(c, j->parts[p].tm, j->id, false);
+    }
+}
+
+static int subtask_index(const rv_job_graph *g, int task, int subtask)
+{
+    int k = 0;
+    for (int t = 0; t < task; t++)
+        k += g->tasks[t].parallelism;
+    return k + subtask;
+}
+
+/* ---- scheduling ---- */
+
+static void describe_slots(rv_coord *c, char *buf, size_t cap)
+{
+    size_t off = 0;
+    int alive = 0;
+    for (int i = 0; i < c->ntms; i++)
+        if (c->tms[i].alive)
+            alive++;
+    off += (size_t)snprintf(buf + off, cap - off, "%d task manager%s", alive, alive == 1 ? "" : "s");
+    for (int i = 0; i < c->ntms && off < cap; i++)
+        if (c->tms[i].alive)
+            off += (size_t)snprintf(buf + off, cap - off, "%s%s %d of %d free", off ? (i ? ", " : ": ") : "", c->tms[i].name,
+                                    c->tms[i].slots - c->tms[i].used, c->tms[i].slots);
+}
+
+static bool deploy(rv_coord *c, job *j)
+{
+    int free_total = 0;
+    for (int i = 0; i < c->ntms; i++)
+        if (c->tms[i].alive)
+            free_total += c->tms[i].slots - c->tms[i].used;
+    if (free_total < j->slots)
+        return false;
+    /* Spread slots: each goes to the task manager with the most free
+     * slots left after what this job already took there. */
+    int *took = rv_xcalloc((size_t)(c->ntms ? c->ntms : 1), sizeof(int));
+    j->slot_tm = rv_xcalloc((size_t)j->slots, sizeof(int));
+    for (int s = 0; s < j->slots; s++) {
+        int best = -1;
+        for (int i = 0; i < c->ntms; i++) {
+            if (!c->tms[i].alive)
+                continue;
+            int left = c->tms[i].slots - c->tms[i].used - took[i];
+            if (left > 0 && (best < 0 || left > c->tms[best].slots - c->tms[best].used - took[best]))
+                best = i;
+        }
+        assert(best >= 0);
+        j->slot_tm[s] = best;
+        took[best]++;
+    }
+    for (int i = 0; i < c->ntms; i++)
+        if (took[i]) {
+            j->parts = rv_xrealloc(j->parts, (size_t)(j->nparts + 1) * sizeof(job_part));
+            j->parts[j->nparts++] = (job_part){.tm = i, .slots = took[i]};
+            c->tms[i].used += took[i];
+        }
+    free(took);
+
+    /* One DeployJob per task manager: the job text, every task manager
+     * taking part, and where every subtask runs (slot sharing: subtask i of
+     * every task runs in slot i). */
+    Rivulet__TmAddress *addrs = rv_xcalloc((size_t)j->nparts, sizeof(*addrs));
+    Rivulet__TmAddress **addr_ptrs = rv_xcalloc((size_t)j->nparts, sizeof(*addr_ptrs));
+    for (int p = 0; p < j->nparts; p++) {
+        rivulet__tm_address__init(&addrs[p]);
+        addrs[p].name = c->tms[j->parts[p].tm].name;
+        addrs[p].data_url = c->tms[j->parts[p].tm].data_url;
+        addr_ptrs[p] = &addrs[p];
+    }
+    int np = rv_job_graph_nsubtasks(j->g);
+    Rivulet__Placement *pl = rv_xcalloc((size_t)np, sizeof(*pl));
+    Rivulet__Placement **pl_ptrs = rv_xcalloc((size_t)np, sizeof(*pl_ptrs));
+    int k = 0;
+    for (int t = 0; t < j->g->ntasks; t++)
+        for (int i = 0; i < j->g->tasks[t].parallelism; i++, k++) {
+            rivulet__placement__init(&pl[k]);
+            pl[k].task = (uint32_t)t;
+            pl[k].subtask = (uint32_t)i;
+            int tm = j->slot_tm[i];
+            int part = 0;
+            while (j->parts[part].tm != tm)
+                part++;
+            pl[k].tm_index = (uint32_t)part;
+            pl_ptrs[k] = &pl[k];
+        }
+    pthread_mutex_lock(&c->mu);
+    j->state = RV_JOB_RUNNING;
+    j->start_ms = rv_wall_ms();
+    pthread_cond_broadcast(&c->changed);
+    pthread_mutex_unlock(&c->mu);
+    RV_LOG_INFO(TAG, "job %s (%s) is RUNNING on %d task manager(s), %d slot(s)", j->id, j->name, j->nparts, j->slots);
+    for (int p = 0; p < j->nparts; p++) {
+        Rivulet__DeployJob d = RIVULET__DEPLOY_JOB__INIT;
+        d.job_id = j->id;
+        d.job_file = j->file;
+        d.job_yaml = j->yaml;
+        d.parallelism = (uint32_t)(j->parallelism > 0 ? j->parallelism : 0);
+        d.n_tms = (size_t)j->nparts;
+        d.tms = addr_ptrs;
+        d.n_placements = (size_t)np;
+        d.placements = pl_ptrs;
+        d.your_index = (uint32_t)p;
+        rv_envelope env;
+        rv_proto_init(&env);
+        env.body_case = RIVULET__ENVELOPE__BODY_DEPLOY_JOB;
+        env.deploy_job = &d;
+        rv_err *err = rv_ctl_send(c->ctl, c->tms[j->parts[p].tm].pipe, &env);
+        if (err) {
+            char buf[512];
+            snprintf(buf, sizeof(buf), "deploying to task manager %s: %s", c->tms[j->parts[p].tm].name, rv_err_msg(err));
+            rv_err_free(err);
+            j->parts[p].done = true; /* it never got the job */
+            fail_job(c, j, buf);
+        }
+    }
+    free(addrs);
+    free(addr_ptrs);
+    free(pl);
+    free(pl_ptrs);
+    bool all_done = true;
+    for (int p = 0; p < j->nparts; p++)
+        all_done = all_done && j->parts[p].done;
+    if (all_done)
+        finish_job(c, j);
+    return true;
+}
+
+static void try_schedule_all(rv_coord *c)
+{
+    /* Oldest first: jobs are pushed at the head, so walk to the end. */
+    int n = 0;
+    for (job *j = c->jobs; j; j = j->next)
+        n++;
+    job **order = rv_xcalloc((size_t)n + 1, sizeof(job *));
+    int k = n;
+    for (job *j = c->jobs; j; j = j->next)
+        order[--k] = j;
+    for (int i = 0; i < n; i++) {
+        job *j = order[i];
+        if (j->state != RV_JOB_CREATED)
+            continue;
+        if (!deploy(c, j) && rv_wall_ms() >= j->wait_deadline_ms) {
+            char desc[1024], msgbuf[1400];
+            describe_slots(c, desc, sizeof(desc));
+            snprintf(msgbuf, sizeof(msgbuf), "not enough free slots: job '%s' needs %d, the cluster has %s (waited %lld ms)",
+                     j->name, j->slots, desc, (long long)c->cfg.slot_wait_timeout_ms);
+            pthread_mutex_lock(&c->mu);
+            j->error = rv_xstrdup(msgbuf);
+            pthread_mutex_unlock(&c->mu);
+            set_state(c, j, RV_JOB_FAILED, NULL);
+        }
+    }
+    free(order);
+}
+
+static void tm_lost(rv_coord *c, int tm, const char *why)
+{
+    tm_rec *t = &c->tms[tm];
+    if (!t->alive)
+        return;
+    t->alive = false;
+    RV_LOG_WARN(TAG, "task manager %s lost: %s", t->name, why);
+    rv_ctl_drop(c->ctl, t->pipe);
+    for (job *j = c->jobs; j; j = j->next) {
+        if (rv_job_state_final(j->state))
+            continue;
+        for (int p = 0; p < j->nparts; p++) {
+            if (j->parts[p].tm != tm || j->parts[p].done)
+                continue;
+            char buf[512];
+            snprintf(buf, sizeof(buf), "task manager %s lost (%s)", t->name, why);
+            fail_job(c, j, buf);
+            part_done(c, j, p);
+            break;
+        }
+    }
+}
+
+/* ---- job creation ---- */
+
+static rv_err *create_job(rv_coord *c, const char *file, const char *yaml, size_t len, int parallelism, job **out)
+{
+    rv_jobspec *js = NULL;
+    rv_err *err = rv_jobspec_parse(yaml, len, file, &js);
+    if (!err && parallelism > 0)
+        err = rv_jobspec_set_parallelism(js, parallelism);
+    if (err) {
+        rv_jobspec_unref(js);
+        return err;
+    }
     job *j = rv_xcalloc(1, sizeof(*j));
+    char id[40];
+    snprintf(id, sizeof(id), "%08x%04x", (unsigned)time(NULL), ++c->seq & 0xffff);
     j->id = rv_xstrdup(id);
     j->name = rv_xstrdup(js->name);
+    j->file = rv_xstrdup(file);
+    j->yaml = rv_xstrndup(yaml, len);
+    j->parallelism = parallelism;
+    j->g = rv_job_graph_build(js);
+    rv_jobspec_unref(js);
+    j->slots = rv_job_graph_slots(j->g);
+    j->nsubtasks = rv_job_graph_nsubtasks(j->g);
+    j->metrics = rv_xcalloc((size_t)j->nsubtasks, sizeof(rv_subtask_metrics));
+    j->submit_ms = rv_wall_ms();
+    j->wait_deadline_ms = j->submit_ms + c->cfg.slot_wait_timeout_ms;
     j->state = RV_JOB_CREATED;
-    rv_job_graph *g = rv_job_graph_build(js);
-    /* Slot sharing: a job of parallelism N needs N slots on one task
-     * manager in the embedded cluster; the cluster spreads them. */
-    rv_tm *tm = NULL;
-    int need = rv_job_graph_slots(g);
-    pthread_mutex_lock(&c->mu);
-    for (int i = 0; i < c->ntms && !tm; i++)
-        if (rv_tm_free_slots(c->tms[i]) >= need)
-            tm = c->tms[i];
-    pthread_mutex_unlock(&c->mu);
-    if (!tm) {
-        m->err = rv_err_new(RV_ERR_AGAIN, "job '%s' needs %d free slots; no task manager has them", js->name, need);
-        rv_job_graph_free(g);
-        free(j->id);
-        free(j->name);
-        free(j);
-        return;
-    }
     pthread_mutex_lock(&c->mu);
     j->next = c->jobs;
     c->jobs = j;
     pthread_mutex_unlock(&c->mu);
-    j->tm = tm;
-    rv_err *err = rv_tm_deploy(tm, id, g, on_tm_job_done, c);
-    if (err) {
-        rv_job_graph_free(g);
-        set_state(c, j, RV_JOB_FAILED, rv_err_msg(err));
-        m->err = err;
-        return;
+    RV_LOG_INFO(TAG, "job %s (%s) submitted: %d subtasks, needs %d slot(s)", j->id, j->name, j->nsubtasks, j->slots);
+    *out = j;
+    return NULL;
+}
+
+static rv_err *cancel_job(rv_coord *c, const char *id)
+{
+    job *j = find_job(c, id);
+    if (!j)
+        return rv_err_new(RV_ERR_NOT_FOUND, "no job with id %s", id);
+    if (rv_job_state_final(j->state))
+        return NULL;
+    j->cancel_requested = true;
+    if (j->state == RV_JOB_CREATED) {
+        set_state(c, j, RV_JOB_CANCELED, NULL);
+        return NULL;
     }
-    set_state(c, j, RV_JOB_RUNNING, NULL);
-    m->reply_id = rv_xstrdup(id);
+    set_state(c, j, RV_JOB_CANCELING, NULL);
+    for (int p = 0; p < j->nparts; p++)
+        if (!j->parts[p].done && c->tms[j->parts[p].tm].alive)
+            send_job_msg(c, j->parts[p].tm, j->id, false);
+    return NULL;
+}
+
+/* ---- network messages ---- */
+
+static void store_metrics(job *j, Rivulet__SubtaskMetrics **ms, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const Rivulet__SubtaskMetrics *m = ms[i];
+        if (m->task >= (uint32_t)j->g->ntasks || m->subtask >= (uint32_t)j->g->tasks[m->task].parallelism)
+            continue;
+        rv_subtask_metrics *d = &j->metrics[subtask_index(j->g, (int)m->task, (int)m->subtask)];
+        d->records_in = m->records_in;
+        d->records_out = m->records_out;
+        d->bad_records = m->bad_records;
+        d->watermark = m->watermark;
+    }
+}
+
+static void handle_register(rv_coord *c, const Rivulet__RegisterTm *r, uint32_t pipe)
+{
+    for (int i = 0; i < c->ntms; i++)
+        if (c->tms[i].alive && strcmp(c->tms[i].name, r->name) == 0 && c->tms[i].pipe != pipe)
+            tm_lost(c, i, "it registered again on a new connection");
+    int idx = find_tm_by_pipe(c, pipe);
+    if (idx < 0) {
+        c->tms = rv_xrealloc(c->tms, (size_t)(c->ntms + 1) * sizeof(tm_rec));
+        idx = c->ntms++;
+        memset(&c->tms[idx], 0, sizeof(tm_rec));
+        c->tms[idx].name = rv_xstrdup(r->name);
+        c->tms[idx].data_url = rv_xstrdup(r->data_url);
+        c->tms[idx].slots = (int)r->slots;
+        c->tms[idx].pipe = pipe;
+        c->tms[idx].alive = true;
+        RV_LOG_INFO(TAG, "task manager %s registered: %d slots, data %s", r->name, (int)r->slots, r->data_url);
+    }
+    c->tms[idx].last_hb_ms = rv_now_ms();
+    Rivulet__RegisterAck ack = RIVULET__REGISTER_ACK__INIT;
+    ack.tm_index = (uint32_t)idx;
+    ack.heartbeat_interval_ms = (uint32_t)c->cfg.heartbeat_interval_ms;
+    rv_envelope env;
+    rv_proto_init(&env);
+    env.body_case = RIVULET__ENVELOPE__BODY_REGISTER_ACK;
+    env.register_ack = &ack;
+    send_to_tm(c, idx, &env);
+    try_schedule_all(c);
+}
+
+static void fill_job_info(rv_coord *c, job *j, Rivulet__JobInfo *info, bool details)
+{
+    rivulet__job_info__init(info);
+    info->job_id = j->id;
+    info->name = j->name;
+    info->state = (char *)rv_job_state_name(j->state);
+    info->start_time_ms = j->start_ms ? j->start_ms : j->submit_ms;
+    info->end_time_ms = j->end_ms;
+    info->error = j->error ? j->error : "";
+    if (!details)
+        return;
+    info->n_subtasks = (size_t)j->nsubtasks;
+    info->subtasks = rv_xcalloc((size_t)j->nsubtasks, sizeof(Rivulet__SubtaskInfo *));
+    int k = 0;
+    for (int t = 0; t < j->g->ntasks; t++) {
+        char chain[512] = "";
+        for (int n = 0; n < j->g->tasks[t].nnodes; n++)
+            snprintf(chain + strlen(chain), sizeof(chain) - strlen(chain), "%s%s", n ? " -> " : "",
+                     j->g->spec->nodes[j->g->tasks[t].nodes[n]].id);
+        for (int i = 0; i < j->g->tasks[t].parallelism; i++, k++) {
+            Rivulet__SubtaskInfo *s = rv_xcalloc(1, sizeof(*s));
+            rivulet__subtask_info__init(s);
+            s->task = (uint32_t)t;
+            s->subtask = (uint32_t)i;
+            s->chain = rv_xstrdup(chain);
+            s->tm = rv_xstrdup(j->slot_tm ? c->tms[j->slot_tm[i]].name : "");
+            s->records_in = j->metrics[k].records_in;
+            s->records_out = j->metrics[k].records_out;
+            info->subtasks[k] = s;
+        }
+    }
+}
+
+static void free_job_info(Rivulet__JobInfo *info)
+{
+    for (size_t k = 0; k < info->n_subtasks; k++) {
+        free(info->subtasks[k]->chain);
+        free(info->subtasks[k]->tm);
+        free(info->subtasks[k]);
+    }
+    free(info->subtasks);
+}
+
+static void send_reply(rv_coord *c, uint32_t pipe, uint64_t request_id, Rivulet__Reply *r)
+{
+    rv_envelope env;
+    rv_proto_init(&env);
+    env.request_id = request_id;
+    env.body_case = RIVULET__ENVELOPE__BODY_REPLY;
+    env.reply = r;
+    rv_err *err = rv_ctl_send(c->ctl, pipe, &env);
+    if (err) {
+        RV_LOG_WARN(TAG, "replying to a client: %s", rv_err_msg(err));
+        rv_err_free(err);
+    }
+}
+
+static void handle_client(rv_coord *c, const rv_envelope *env, uint32_t pipe)
+{
+    Rivulet__Reply r = RIVULET__REPLY__INIT;
+    rv_err *err = NULL;
+    Rivulet__JobInfo *infos = NULL;
+    Rivulet__JobInfo **ptrs = NULL;
+    switch (env->body_case) {
+    case RIVULET__ENVELOPE__BODY_SUBMIT_JOB: {
+        const Rivulet__SubmitJob *s = env->submit_job;
+        job *j = NULL;
+        /* `--set` overrides are applied by the CLI before sending. */
+        err = create_job(c, s->job_file, s->job_yaml, strlen(s->job_yaml), (int)s->parallelism, &j);
+        if (!err) {
+            r.job_id = j->id;
+            try_schedule_all(c);
+        }
+        break;
+    }
+    case RIVULET__ENVELOPE__BODY_LIST_JOBS:
+    case RIVULET__ENVELOPE__BODY_GET_JOB: {
+        bool get = env->body_case == RIVULET__ENVELOPE__BODY_GET_JOB;
+        int n = 0;
+        for (job *j = c->jobs; j; j = j->next)
+            n++;
+        infos = rv_xcalloc((size_t)n + 1, sizeof(*infos));
+        ptrs = rv_xcalloc((size_t)n + 1, sizeof(*ptrs));
+        int k = 0;
+        for (job *j = c->jobs; j; j = j->next) {
+            if (get ? strcmp(j->id, env->get_job->job_id) != 0 : (!env->list_jobs->all && rv_job_state_final(j->state)))
+                continue;
+            fill_job_info(c, j, &infos[k], get);
+            ptrs[k] = &infos[k];
+            k++;
+        }
+        if (get && k == 0)
+            err = rv_err_new(RV_ERR_NOT_FOUND, "no job with id %s", env->get_job->job_id);
+        r.n_jobs = (size_t)k;
+        r.jobs = ptrs;
+        break;
+    }
+    case RIVULET__ENVELOPE__BODY_CANCEL_REQUEST:
+        err = cancel_job(c, env->cancel_request->job_id);
+        break;
+    default:
+        err = rv_err_new(RV_ERR_INVALID, "unexpected %s from a client", rv_proto_body_name(env));
+        break;
+    }
+    r.ok = err == NULL;
+    r.error = err ? (char *)rv_err_msg(err) : "";
+    send_reply(c, pipe, env->request_id, &r);
+    rv_err_free(err);
+    if (infos) {
+        for (size_t k = 0; k < r.n_jobs; k++)
+            free_job_info(&infos[k]);
+        free(infos);
+        free(ptrs);
+    }
+}
+
+static void handle_net(rv_coord *c, rv_envelope *env, uint32_t pipe)
+{
+    int tm = find_tm_by_pipe(c, pipe);
+    switch (env->body_case) {
+    case RIVULET__ENVELOPE__BODY_REGISTER_TM: handle_register(c, env->register_tm, pipe); break;
+    case RIVULET__ENVELOPE__BODY_HEARTBEAT:
+        if (tm < 0)
+            break;
+        c->tms[tm].last_hb_ms = rv_now_ms();
+        for (size_t i = 0; i < env->heartbeat->n_metrics; i++) {
+            job *j = find_job(c, env->heartbeat->metrics[i]->job_id);
+            if (j)
+                store_metrics(j, &env->heartbeat->metrics[i], 1);
+        }
+        break;
+    case RIVULET__ENVELOPE__BODY_JOB_DONE: {
+        if (tm < 0)
+            break;
+        const Rivulet__JobOnTmDone *d = env->job_done;
+        job *j = find_job(c, d->job_id);
+        if (!j)
+            break;
+        store_metrics(j, d->metrics, d->n_metrics);
+        if (d->state == RIVULET__JOB_ON_TM_DONE__STATE__FAILED)
+            fail_job(c, j, d->error[0] ? d->error : "a task manager reported a failure");
+        else if (d->state == RIVULET__JOB_ON_TM_DONE__STATE__CANCELED)
+            j->part_canceled = true;
+        for (int p = 0; p < j->nparts; p++)
+            if (j->parts[p].tm == tm)
+                part_done(c, j, p);
+        break;
+    }
+    case RIVULET__ENVELOPE__BODY_SUBMIT_JOB:
+    case RIVULET__ENVELOPE__BODY_LIST_JOBS:
+    case RIVULET__ENVELOPE__BODY_GET_JOB:
+    case RIVULET__ENVELOPE__BODY_CANCEL_REQUEST: handle_client(c, env, pipe); break;
+    default:
+        RV_LOG_WARN(TAG, "unexpected %s on connection %u; dropping it", rv_proto_body_name(env), (unsigned)pipe);
+        rv_ctl_drop(c->ctl, pipe);
+        break;
+    }
+    rv_proto_free(env);
+}
+
+static void check_timers(rv_coord *c)
+{
+    int64_t now = rv_now_ms();
+    for (int i = 0; i < c->ntms; i++)
+        if (c->tms[i].alive && now - c->tms[i].last_hb_ms > c->cfg.heartbeat_timeout_ms) {
+            char why[128];
+            snprintf(why, sizeof(why), "no heartbeat for %lld ms", (long long)(now - c->tms[i].last_hb_ms));
+            tm_lost(c, i, why);
+        }
+    for (job *j = c->jobs; j; j = j->next)
+        if (j->state == RV_JOB_CREATED) {
+            try_schedule_all(c);
+            break;
+        }
 }
 
 static void *loop(void *arg)
@@ -166,99 +716,98 @@ static void *loop(void *arg)
     rv_coord *c = arg;
     for (;;) {
         pthread_mutex_lock(&c->mu);
-        while (!c->head)
-            pthread_cond_wait(&c->cv, &c->mu);
-        msg *m = c->head;
-        c->head = m->next;
-        if (!c->head)
-            c->tail = NULL;
-        pthread_mutex_unlock(&c->mu);
-        switch (m->kind) {
-        case MSG_SUBMIT:
-            handle_submit(c, m);
-            reply(c, m);
-            break;
-        case MSG_CANCEL: {
-            job *j = find_job(c, m->job_id);
-            if (!j)
-                m->err = rv_err_new(RV_ERR_NOT_FOUND, "no job with id %s", m->job_id);
-            else if (!rv_job_state_final(j->state)) {
-                set_state(c, j, RV_JOB_CANCELING, NULL);
-                rv_tm_cancel(j->tm, j->id);
+        if (!c->head) {
+            struct timespec dl;
+            clock_gettime(CLOCK_REALTIME, &dl);
+            dl.tv_nsec += LOOP_TICK_MS * 1000000L;
+            if (dl.tv_nsec >= 1000000000) {
+                dl.tv_sec++;
+                dl.tv_nsec -= 1000000000;
             }
-            reply(c, m);
-            break;
+            pthread_cond_timedwait(&c->cv, &c->mu, &dl);
         }
-        case MSG_JOB_DONE: {
-            job *j = find_job(c, m->job_id);
-            if (j) {
-                rv_subtask_metrics fm;
-                bool have = rv_tm_job_metrics(j->tm, j->id, &fm);
-                pthread_mutex_lock(&c->mu);
-                j->final_metrics = fm;
-                j->has_final_metrics = have;
-                pthread_mutex_unlock(&c->mu);
-                rv_tm_release(j->tm, j->id);
-                rv_job_state s = m->state == RV_TASK_FINISHED ? RV_JOB_FINISHED : m->state == RV_TASK_FAILED ? RV_JOB_FAILED : RV_JOB_CANCELED;
-                set_state(c, j, s, m->error);
-            }
-            free(m->job_id);
-            free(m->error);
+        msg *m = c->head;
+        if (m) {
+            c->head = m->next;
+            if (!c->head)
+                c->tail = NULL;
+        }
+        pthread_mutex_unlock(&c->mu);
+        if (!m) {
+            check_timers(c);
+            continue;
+        }
+        switch (m->kind) {
+        case MSG_NET:
+            handle_net(c, m->env, m->pipe);
+            free(m);
+            break;
+        case MSG_PIPE_GONE: {
+            int tm = find_tm_by_pipe(c, m->pipe);
+            if (tm >= 0)
+                tm_lost(c, tm, "connection closed");
             free(m);
             break;
         }
-        case MSG_STOP: {
-            /* rv_coord_free waited for every job to be final, so at most
-             * stray reports are left: drop them. */
-            pthread_mutex_lock(&c->mu);
-            msg *rest = c->head;
-            c->head = c->tail = NULL;
-            pthread_mutex_unlock(&c->mu);
-            while (rest) {
-                msg *next = rest->next;
-                assert(rest->kind == MSG_JOB_DONE);
-                free(rest->job_id);
-                free(rest->error);
-                free(rest);
-                rest = next;
+        case MSG_SUBMIT: {
+            job *j = NULL;
+            m->err = create_job(c, m->file, m->yaml, m->len, m->parallelism, &j);
+            if (!m->err) {
+                m->reply_id = rv_xstrdup(j->id);
+                try_schedule_all(c);
             }
-            reply(c, m);
+            reply_done(c, m);
+            break;
+        }
+        case MSG_CANCEL:
+            m->err = cancel_job(c, m->job_id);
+            reply_done(c, m);
+            break;
+        case MSG_STOP:
+            reply_done(c, m);
             return NULL;
         }
-        }
+        check_timers(c);
     }
 }
 
-rv_err *rv_coord_new(rv_coord **out)
+/* ---- public API ---- */
+
+rv_err *rv_coord_new(const rv_coord_config *cfg, rv_coord **out)
 {
     rv_coord *c = rv_xcalloc(1, sizeof(*c));
+    c->cfg = *cfg;
+    c->cfg.listen = rv_xstrdup(cfg->listen ? cfg->listen : "tcp://127.0.0.1:6123");
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     pthread_cond_init(&c->changed, NULL);
+    rv_ctl_handlers h = {.on_msg = on_ctl_msg, .on_pipe = on_ctl_pipe, .arg = c, .tag = TAG};
+    rv_err *err = rv_ctl_listen(c->cfg.listen, &h, &c->ctl);
+    if (err)
+        goto fail;
     int rc = pthread_create(&c->thread, NULL, loop, c);
     if (rc != 0) {
-        pthread_cond_destroy(&c->cv);
-        pthread_cond_destroy(&c->changed);
-        pthread_mutex_destroy(&c->mu);
-        free(c);
-        return rv_err_new(RV_ERR_INTERNAL, "cannot start the coordinator thread: %s", strerror(rc));
+        err = rv_err_new(RV_ERR_INTERNAL, "cannot start the coordinator thread: %s", strerror(rc));
+        rv_ctl_close(c->ctl);
+        goto fail;
     }
+    RV_LOG_INFO(TAG, "listening on %s", rv_ctl_url(c->ctl));
     *out = c;
     return NULL;
+fail:
+    pthread_cond_destroy(&c->cv);
+    pthread_cond_destroy(&c->changed);
+    pthread_mutex_destroy(&c->mu);
+    free(c->cfg.listen);
+    free(c);
+    return rv_err_wrap(err, "starting the coordinator");
 }
 
-void rv_coord_add_tm(rv_coord *c, rv_tm *tm)
-{
-    pthread_mutex_lock(&c->mu);
-    c->tms = rv_xrealloc(c->tms, (size_t)(c->ntms + 1) * sizeof(rv_tm *));
-    c->tms[c->ntms++] = tm;
-    pthread_mutex_unlock(&c->mu);
-    RV_LOG_INFO("coordinator", "task manager %s registered with %d slots", rv_tm_name(tm), rv_tm_slots(tm));
-}
+const char *rv_coord_url(const rv_coord *c) { return rv_ctl_url(c->ctl); }
 
-rv_err *rv_coord_submit(rv_coord *c, rv_jobspec *js, char **job_id)
+rv_err *rv_coord_submit(rv_coord *c, const char *file, const char *yaml, size_t len, int parallelism, char **job_id)
 {
-    msg m = {.kind = MSG_SUBMIT, .js = js};
+    msg m = {.kind = MSG_SUBMIT, .file = file, .yaml = yaml, .len = len, .parallelism = parallelism};
     call(c, &m);
     if (m.err)
         return m.err;
@@ -268,7 +817,7 @@ rv_err *rv_coord_submit(rv_coord *c, rv_jobspec *js, char **job_id)
 
 rv_err *rv_coord_cancel(rv_coord *c, const char *job_id)
 {
-    msg m = {.kind = MSG_CANCEL, .job_id = (char *)job_id};
+    msg m = {.kind = MSG_CANCEL, .job_id = job_id};
     call(c, &m);
     return m.err;
 }
@@ -308,23 +857,43 @@ rv_job_state rv_coord_wait(rv_coord *c, const char *job_id, int64_t timeout_ms, 
 
 bool rv_coord_job_metrics(rv_coord *c, const char *job_id, rv_subtask_metrics *m)
 {
+    memset(m, 0, sizeof(*m));
     pthread_mutex_lock(&c->mu);
     job *j = find_job(c, job_id);
-    if (j && j->has_final_metrics) {
-        *m = j->final_metrics;
-        pthread_mutex_unlock(&c->mu);
-        return true;
+    if (j) {
+        int k = 0;
+        for (int t = 0; t < j->g->ntasks; t++) {
+            bool source = j->g->spec->nodes[j->g->tasks[t].nodes[0]].plugin->kind == RV_PLUGIN_SOURCE;
+            for (int i = 0; i < j->g->tasks[t].parallelism; i++, k++) {
+                if (source)
+                    m->records_in += j->metrics[k].records_in;
+                m->records_out += j->metrics[k].records_out;
+                m->bad_records += j->metrics[k].bad_records;
+            }
+        }
     }
-    rv_tm *tm = j && !rv_job_state_final(j->state) ? j->tm : NULL;
     pthread_mutex_unlock(&c->mu);
-    return tm && rv_tm_job_metrics(tm, job_id, m);
+    return j != NULL;
+}
+
+static void job_free(job *j)
+{
+    free(j->id);
+    free(j->name);
+    free(j->file);
+    free(j->yaml);
+    free(j->error);
+    free(j->slot_tm);
+    free(j->parts);
+    free(j->metrics);
+    rv_job_graph_free(j->g);
+    free(j);
 }
 
 void rv_coord_free(rv_coord *c)
 {
     if (!c)
         return;
-    /* Cancel what still runs and wait for it. */
     pthread_mutex_lock(&c->mu);
     int n = 0;
     for (job *j = c->jobs; j; j = j->next)
@@ -337,24 +906,34 @@ void rv_coord_free(rv_coord *c)
     pthread_mutex_unlock(&c->mu);
     for (int i = 0; i < n; i++) {
         rv_err_free(rv_coord_cancel(c, ids[i]));
-        rv_coord_wait(c, ids[i], -1, NULL);
+        rv_coord_wait(c, ids[i], 5000, NULL);
         free(ids[i]);
     }
     free(ids);
     msg m = {.kind = MSG_STOP};
     call(c, &m);
     pthread_join(c->thread, NULL);
+    rv_ctl_close(c->ctl); /* no callbacks after this */
+    while (c->head) {
+        msg *x = c->head;
+        c->head = x->next;
+        if (x->kind == MSG_NET)
+            rv_proto_free(x->env);
+        free(x);
+    }
     while (c->jobs) {
         job *j = c->jobs;
         c->jobs = j->next;
-        free(j->id);
-        free(j->name);
-        free(j->error);
-        free(j);
+        job_free(j);
+    }
+    for (int i = 0; i < c->ntms; i++) {
+        free(c->tms[i].name);
+        free(c->tms[i].data_url);
     }
     free(c->tms);
     pthread_cond_destroy(&c->cv);
     pthread_cond_destroy(&c->changed);
     pthread_mutex_destroy(&c->mu);
+    free(c->cfg.listen);
     free(c);
 }

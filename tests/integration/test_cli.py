@@ -142,7 +142,7 @@ def test_crawler_qps_example_alerts_match_reference(wd):
 
 def test_usage_errors_exit_2(wd):
     for args, msg in ((["frobnicate"], "unknown command 'frobnicate'"), (["run"], "expected one job file"),
-                      (["validate", wd.join("missing.yaml")], "cannot open job file")):
+                      (["validate", wd.join("missing.yaml")], "job file: cannot open")):
         res = rivulet(*args)
         check_eq(res.returncode, 2, f"{args} exit code")
         check(msg in res.stderr, f"{args}: {res.stderr!r}")

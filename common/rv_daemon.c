@@ -1,0 +1,114 @@
+/* rv_daemon: config files, flags and signals of the daemons. */
+#include "rv_daemon.h"
+
+#include <ctype.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rv_mem.h"
+#include "rv_record.h"
+#include "rv_yaml.h"
+
+rv_err *rv_daemon_load_config(const rv_cfg_key *keys, size_t n, const char *path, const char *what, void *obj)
+{
+    if (!path)
+        return rv_config_apply(keys, n, NULL, NULL, what, obj);
+    rv_ydoc *doc = NULL;
+    rv_err *err = rv_yaml_parse_file(path, &doc);
+    if (!err)
+        err = rv_config_apply(keys, n, rv_ydoc_root(doc), NULL, what, obj);
+    rv_ydoc_free(doc);
+    return err;
+}
+
+rv_err *rv_daemon_set(const rv_cfg_key *keys, size_t n, const char *key, const char *value, const char *what, void *obj)
+{
+    char *k = rv_xstrdup(key);
+    for (char *p = k; *p; p++)
+        if (*p == '-')
+            *p = '_';
+    const rv_cfg_key *found = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(keys[i].name, k) == 0)
+            found = &keys[i];
+    if (!found) {
+        const char **names = rv_xcalloc(n + 1, sizeof(char *));
+        for (size_t i = 0; i < n; i++)
+            names[i] = keys[i].name;
+        const char *hint = rv_suggest(k, names, n);
+        rv_err *err = rv_err_new(RV_ERR_INVALID, "unknown option --%s%s%s%s", key, hint ? " (did you mean --" : "",
+                                 hint ? hint : "", hint ? "?)" : "");
+        free(names);
+        free(k);
+        return err;
+    }
+    /* Convert through the same table code: a one-key YAML map (plain
+     * scalar when that is safe, single-quoted otherwise). */
+    bool plain = value[0] != '\0';
+    for (const char *p = value; *p; p++)
+        if (!(isalnum((unsigned char)*p) || strchr("_./:+-@", *p)))
+            plain = false;
+    rv_buf text = {0};
+    rv_buf_printf(&text, "%s: ", k);
+    if (plain) {
+        rv_buf_append(&text, value, strlen(value));
+    } else {
+        rv_buf_append(&text, "'", 1);
+        for (const char *p = value; *p; p++) {
+            rv_buf_append(&text, p, 1);
+            if (*p == '\'')
+                rv_buf_append(&text, "'", 1); /* '' is a quote inside '...' */
+        }
+        rv_buf_append(&text, "'", 1);
+    }
+    rv_buf_append(&text, "\n", 1);
+    rv_ydoc *doc = NULL;
+    rv_err *err = rv_yaml_parse(text.data, text.len, "--option", &doc);
+    if (!err) {
+        if (found->type == RV_CFG_STRING) {
+            free(*(char **)((char *)obj + found->offset));
+            *(char **)((char *)obj + found->offset) = NULL;
+        }
+        /* A one-key table writes just that field. */
+        err = rv_config_apply(found, 1, rv_ydoc_root(doc), NULL, what, obj);
+    }
+    rv_ydoc_free(doc);
+    rv_buf_fini(&text);
+    free(k);
+    return err;
+}
+
+void rv_daemon_block_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int rv_daemon_wait_signal(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int sig = 0;
+    sigwait(&set, &sig);
+    return sig;
+}
+
+void rv_daemon_usage(const rv_cfg_key *keys, size_t n, FILE *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        char flag[64];
+        snprintf(flag, sizeof(flag), "--%s", keys[i].name);
+        for (char *p = flag + 2; *p; p++)
+            if (*p == '_')
+                *p = '-';
+        fprintf(out, "  %-22s %s%s%s%s\n", flag, keys[i].doc, keys[i].def ? " (default " : "", keys[i].def ? keys[i].def : "",
+                keys[i].def ? ")" : "");
+    }
+}

@@ -1,0 +1,25 @@
+/* rv_daemon: what the rivulet-coordinator and rivulet-taskmanager
+ * processes share: a YAML config file read through a config table (so
+ * every flag has a key and both are documented from one table), flags
+ * that win over the file, and waiting for SIGINT/SIGTERM. */
+#ifndef RV_DAEMON_H
+#define RV_DAEMON_H
+
+#include <stdio.h>
+
+#include "rv_config.h"
+
+/* Fills obj from the table's defaults, then from the YAML map in `path`
+ * (may be NULL). Errors are file:line:col. */
+rv_err *rv_daemon_load_config(const rv_cfg_key *keys, size_t n, const char *path, const char *what, void *obj);
+/* Applies one "--key value" flag (key as in the table, '-' or '_'),
+ * converting value like the YAML would be. */
+rv_err *rv_daemon_set(const rv_cfg_key *keys, size_t n, const char *key, const char *value, const char *what, void *obj);
+/* Blocks SIGINT/SIGTERM in the calling thread (call first, before threads
+ * start, so every thread inherits it) and later waits for one of them. */
+void rv_daemon_block_signals(void);
+int rv_daemon_wait_signal(void);
+/* Prints "  --key VALUE   doc (default ...)" lines for usage text. */
+void rv_daemon_usage(const rv_cfg_key *keys, size_t n, FILE *out);
+
+#endif

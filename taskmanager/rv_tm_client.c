@@ -1,0 +1,387 @@
+/* rv_tm_client: registration, heartbeats and job control of a task
+ * manager, over the control plane. */
+#include "rv_tm_client.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rv_ctl.h"
+#include "rv_dataplane.h"
+#include "rv_jobspec.h"
+#include "rv_log.h"
+#include "rv_mem.h"
+#include "rv_taskmanager.h"
+#include "rv_time.h"
+
+#define UNREGISTERED_RETRY_MS 200
+
+const rv_cfg_key rv_tm_config_keys[] = {
+    {"coordinator", RV_CFG_STRING, "tcp://127.0.0.1:6123", offsetof(rv_tm_config, coordinator), "Control address of the coordinator.", NULL, 0, 0, 0},
+    {"slots", RV_CFG_INT, "2", offsetof(rv_tm_config, slots), "Slots offered: one slot runs one parallel instance of every task of a job.", NULL, 0, 1, 4096},
+    {"data_listen", RV_CFG_STRING, "tcp://127.0.0.1:0", offsetof(rv_tm_config, data_listen), "Data-plane address other task managers connect to (port 0 = any free port). Use an address the other machines can reach.", NULL, 0, 0, 0},
+    {"name", RV_CFG_STRING, NULL, offsetof(rv_tm_config, name), "Unique name of this task manager (default tm-<host>-<pid>).", NULL, 0, 0, 0},
+};
+const size_t rv_tm_config_nkeys = sizeof(rv_tm_config_keys) / sizeof(rv_tm_config_keys[0]);
+
+typedef struct done_job {
+    char *id;
+    struct done_job *next;
+} done_job;
+
+struct rv_tm_client {
+    char *name;
+    rv_dataplane *dp;
+    rv_tm *tm;
+    rv_ctl *ctl;
+    pthread_mutex_t send_mu; /* held while sending; guards ctl_closed */
+    bool ctl_closed;
+    pthread_t hb_thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stopping;
+    bool registered;
+    bool lost;              /* the coordinator connection went away */
+    int64_t hb_interval_ms;
+    done_job *done;         /* jobs ended here, not yet released */
+};
+
+const char *rv_tm_client_name(const rv_tm_client *c) { return c->name; }
+
+/* Any thread (subtask threads report job ends). */
+static void send_env(rv_tm_client *c, rv_envelope *env)
+{
+    pthread_mutex_lock(&c->send_mu);
+    rv_err *err = c->ctl_closed ? NULL : rv_ctl_send(c->ctl, 0, env);
+    pthread_mutex_unlock(&c->send_mu);
+    if (err) {
+        RV_LOG_DEBUG(c->name, "to the coordinator: %s", rv_err_msg(err));
+        rv_err_free(err);
+    }
+}
+
+/* ---- metrics ---- */
+
+typedef struct metrics_acc {
+    Rivulet__SubtaskMetrics **items;
+    size_t n, cap;
+    char **ids;
+} metrics_acc;
+
+static void add_metrics(void *arg, const char *job_id, int task, int subtask, const rv_subtask_metrics *m)
+{
+    metrics_acc *a = arg;
+    rv_xgrow((void **)&a->items, &a->cap, a->n + 1, sizeof(*a->items));
+    Rivulet__SubtaskMetrics *x = rv_xcalloc(1, sizeof(*x));
+    rivulet__subtask_metrics__init(x);
+    x->job_id = rv_xstrdup(job_id);
+    x->task = (uint32_t)task;
+    x->subtask = (uint32_t)subtask;
+    x->records_in = m->records_in;
+    x->records_out = m->records_out;
+    x->bad_records = m->bad_records;
+    x->watermark = m->watermark;
+    a->items[a->n++] = x;
+}
+
+static void free_metrics(metrics_acc *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        free(a->items[i]->job_id);
+        free(a->items[i]);
+    }
+    free(a->items);
+}
+
+/* ---- runtime -> coordinator ---- */
+
+static void on_job_done(void *arg, const char *job_id, rv_task_state state, const char *error)
+{
+    rv_tm_client *c = arg;
+    metrics_acc acc = {0};
+    rv_tm_each_metrics(c->tm, job_id, add_metrics, &acc);
+    Rivulet__JobOnTmDone d = RIVULET__JOB_ON_TM_DONE__INIT;
+    d.job_id = (char *)job_id;
+    d.state = state == RV_TASK_FINISHED ? RIVULET__JOB_ON_TM_DONE__STATE__FINISHED
+              : state == RV_TASK_FAILED ? RIVULET__JOB_ON_TM_DONE__STATE__FAILED
+                                        : RIVULET__JOB_ON_TM_DONE__STATE__CANCELED;
+    d.error = (char *)(error ? error : "");
+    d.n_metrics = acc.n;
+    d.metrics = acc.items;
+    rv_envelope env;
+    rv_proto_init(&env);
+    env.body_case = RIVULET__ENVELOPE__BODY_JOB_DONE;
+    env.job_done = &d;
+    send_env(c, &env);
+    free_metrics(&acc);
+    done_job *dj = rv_xcalloc(1, sizeof(*dj));
+    dj->id = rv_xstrdup(job_id);
+    pthread_mutex_lock(&c->mu);
+    dj->next = c->done;
+    c->done = dj;
+    pthread_cond_signal(&c->cv); /* the heartbeat thread releases it if the coordinator is gone */
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void release(rv_tm_client *c, const char *job_id)
+{
+    pthread_mutex_lock(&c->mu);
+    done_job **pp = &c->done;
+    while (*pp && strcmp((*pp)->id, job_id) != 0)
+        pp = &(*pp)->next;
+    done_job *dj = *pp;
+    if (dj)
+        *pp = dj->next;
+    pthread_mutex_unlock(&c->mu);
+    if (dj) {
+        free(dj->id);
+        free(dj);
+    }
+    rv_tm_release(c->tm, job_id);
+}
+
+/* ---- coordinator -> runtime ---- */
+
+static void report_failure(rv_tm_client *c, const char *job_id, rv_err *err)
+{
+    RV_LOG_WARN(c->name, "job %s: %s", job_id, rv_err_msg(err));
+    Rivulet__JobOnTmDone d = RIVULET__JOB_ON_TM_DONE__INIT;
+    d.job_id = (char *)job_id;
+    d.state = RIVULET__JOB_ON_TM_DONE__STATE__FAILED;
+    d.error = (char *)rv_err_msg(err);
+    rv_envelope env;
+    rv_proto_init(&env);
+    env.body_case = RIVULET__ENVELOPE__BODY_JOB_DONE;
+    env.job_done = &d;
+    send_env(c, &env);
+    rv_err_free(err);
+}
+
+static void handle_deploy(rv_tm_client *c, const Rivulet__DeployJob *d)
+{
+    rv_jobspec *js = NULL;
+    rv_err *err = rv_jobspec_parse(d->job_yaml, strlen(d->job_yaml), d->job_file, &js);
+    if (!err && d->parallelism > 0)
+        err = rv_jobspec_set_parallelism(js, (int)d->parallelism);
+    if (err) {
+        rv_jobspec_unref(js);
+        report_failure(c, d->job_id, err);
+        return;
+    }
+    rv_job_graph *g = rv_job_graph_build(js);
+    rv_jobspec_unref(js);
+    int n = rv_job_graph_nsubtasks(g);
+    int *where = rv_xcalloc((size_t)n, sizeof(int));
+    for (int k = 0; k < n; k++)
+        where[k] = -1;
+    for (size_t i = 0; i < d->n_placements; i++) {
+        const Rivulet__Placement *p = d->placements[i];
+        if ((int)p->task >= g->ntasks || (int)p->subtask >= g->tasks[p->task].parallelism)
+            continue;
+        int base = 0;
+        for (uint32_t t = 0; t < p->task; t++)
+            base += g->tasks[t].parallelism;
+        where[base + (int)p->subtask] = (int)p->tm_index;
+    }
+    for (int k = 0; k < n && !err; k++)
+        if (where[k] < 0)
+            err = rv_err_new(RV_ERR_CORRUPT, "the deployment places no task manager for subtask %d", k);
+    const char **urls = rv_xcalloc(d->n_tms + 1, sizeof(char *));
+    for (size_t i = 0; i < d->n_tms; i++)
+        urls[i] = d->tms[i]->data_url;
+    if (!err) {
+        rv_deployment dep = {.job_id = d->job_id, .g = g, .tm_of_subtask = where, .my_index = (int)d->your_index,
+                             .peer_urls = urls, .npeers = (int)d->n_tms};
+        err = rv_tm_deploy(c->tm, &dep, on_job_done, c);
+    }
+    free(urls);
+    free(where);
+    if (err) {
+        rv_job_graph_free(g);
+        report_failure(c, d->job_id, err);
+    }
+}
+
+static void on_msg(void *arg, rv_envelope *env, uint32_t pipe)
+{
+    rv_tm_client *c = arg;
+    switch (env->body_case) {
+    case RIVULET__ENVELOPE__BODY_REGISTER_ACK:
+        pthread_mutex_lock(&c->mu);
+        c->registered = true;
+        c->lost = false;
+        c->hb_interval_ms = env->register_ack->heartbeat_interval_ms;
+        pthread_mutex_unlock(&c->mu);
+        RV_LOG_INFO(c->name, "registered with the coordinator at %s", rv_ctl_url(c->ctl));
+        break;
+    case RIVULET__ENVELOPE__BODY_DEPLOY_JOB: handle_deploy(c, env->deploy_job); break;
+    case RIVULET__ENVELOPE__BODY_CANCEL_JOB: rv_tm_cancel(c->tm, env->cancel_job->job_id); break;
+    case RIVULET__ENVELOPE__BODY_RELEASE_JOB: release(c, env->release_job->job_id); break;
+    default:
+        RV_LOG_WARN(c->name, "unexpected %s from the coordinator; ignored", rv_proto_body_name(env));
+        break;
+    }
+    rv_proto_free(env);
+}
+
+static void on_pipe(void *arg, uint32_t pipe, bool added)
+{
+    rv_tm_client *c = arg;
+    if (added)
+        return;
+    pthread_mutex_lock(&c->mu);
+    bool was = c->registered;
+    c->registered = false;
+    c->lost = true;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    if (was) {
+        RV_LOG_WARN(c->name, "lost the coordinator; canceling local jobs and reconnecting");
+        rv_tm_cancel_all(c->tm);
+    }
+}
+
+/* ---- heartbeat thread ---- */
+
+static void send_register(rv_tm_client *c)
+{
+    Rivulet__RegisterTm r = RIVULET__REGISTER_TM__INIT;
+    r.name = c->name;
+    r.slots = (uint32_t)rv_tm_slots(c->tm);
+    r.data_url = (char *)rv_dataplane_url(c->dp);
+    rv_envelope env;
+    rv_proto_init(&env);
+    env.body_case = RIVULET__ENVELOPE__BODY_REGISTER_TM;
+    env.register_tm = &r;
+    send_env(c, &env);
+}
+
+static void send_heartbeat(rv_tm_client *c)
+{
+    metrics_acc acc = {0};
+    rv_tm_each_job_metrics(c->tm, add_metrics, &acc);
+    Rivulet__Heartbeat hb = RIVULET__HEARTBEAT__INIT;
+    hb.n_metrics = acc.n;
+    hb.metrics = acc.items;
+    rv_envelope env;
+    rv_proto_init(&env);
+    env.body_case = RIVULET__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    send_env(c, &env);
+    free_metrics(&acc);
+}
+
+static void *heartbeat_main(void *arg)
+{
+    rv_tm_client *c = arg;
+    pthread_mutex_lock(&c->mu);
+    while (!c->stopping) {
+        bool registered = c->registered, lost = c->lost;
+        int64_t interval = registered ? c->hb_interval_ms : UNREGISTERED_RETRY_MS;
+        /* Jobs that ended while the coordinator was gone are released here:
+         * nobody else will. */
+        done_job *orphans = NULL;
+        if (lost) {
+            orphans = c->done;
+            c->done = NULL;
+        }
+        pthread_mutex_unlock(&c->mu);
+        for (done_job *dj = orphans; dj;) {
+            done_job *next = dj->next;
+            rv_tm_release(c->tm, dj->id);
+            free(dj->id);
+            free(dj);
+            dj = next;
+        }
+        if (registered)
+            send_heartbeat(c);
+        else
+            send_register(c);
+        pthread_mutex_lock(&c->mu);
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_sec += interval / 1000;
+        dl.tv_nsec += (long)(interval % 1000) * 1000000;
+        if (dl.tv_nsec >= 1000000000) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000;
+        }
+        if (!c->stopping)
+            pthread_cond_timedwait(&c->cv, &c->mu, &dl);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+rv_err *rv_tm_client_start(const rv_tm_config *cfg, rv_tm_client **out)
+{
+    rv_tm_client *c = rv_xcalloc(1, sizeof(*c));
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->send_mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    c->hb_interval_ms = 1000;
+    if (cfg->name && cfg->name[0]) {
+        c->name = rv_xstrdup(cfg->name);
+    } else {
+        char host[128] = "host";
+        gethostname(host, sizeof(host) - 1);
+        c->name = rv_xasprintf("tm-%s-%d", host, (int)getpid());
+    }
+    rv_err *err = rv_dataplane_new(cfg->data_listen, c->name, &c->dp);
+    if (err)
+        goto fail;
+    c->tm = rv_tm_new(c->name, (int)cfg->slots, c->dp);
+    rv_ctl_handlers h = {.on_msg = on_msg, .on_pipe = on_pipe, .arg = c, .tag = c->name};
+    if ((err = rv_ctl_dial(cfg->coordinator, 0, &h, &c->ctl)))
+        goto fail;
+    int rc = pthread_create(&c->hb_thread, NULL, heartbeat_main, c);
+    if (rc != 0) {
+        err = rv_err_new(RV_ERR_INTERNAL, "cannot start the heartbeat thread: %s", strerror(rc));
+        goto fail;
+    }
+    RV_LOG_INFO(c->name, "task manager with %d slots, data plane %s, coordinator %s", (int)cfg->slots,
+                rv_dataplane_url(c->dp), cfg->coordinator);
+    *out = c;
+    return NULL;
+fail:
+    rv_ctl_close(c->ctl);
+    rv_tm_free(c->tm);
+    rv_dataplane_free(c->dp);
+    free(c->name);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->send_mu);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+    return rv_err_wrap(err, "starting the task manager");
+}
+
+void rv_tm_client_stop(rv_tm_client *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->stopping = true;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->hb_thread, NULL);
+    pthread_mutex_lock(&c->send_mu);
+    c->ctl_closed = true; /* subtask threads send no more */
+    pthread_mutex_unlock(&c->send_mu);
+    rv_ctl_close(c->ctl); /* no more control messages */
+    rv_tm_free(c->tm);    /* cancels and joins every job */
+    rv_dataplane_free(c->dp);
+    while (c->done) {
+        done_job *dj = c->done;
+        c->done = dj->next;
+        free(dj->id);
+        free(dj);
+    }
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->send_mu);
+    pthread_mutex_destroy(&c->mu);
+    free(c->name);
+    free(c);
+}
