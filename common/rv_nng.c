@@ -13,6 +13,7 @@
 #include <nng/protocol/pair1/pair.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,10 @@
 
 #include "rv_mem.h"
 #include "rv_time.h"
+
+/* NNG counts the PAIR1 header (a 32-bit hop count) against
+ * NNG_OPT_RECVMAXSZ; callers limit the body. */
+#define PAIR1_HEADER 4
 
 /* Pause between dial attempts while waiting (NNG's own reconnect minimum). */
 #define DIAL_RETRY_NS (100 * 1000000LL)
@@ -154,12 +159,13 @@ static rv_err *invalid_url(const char *what, const char *url)
 
 static rv_err *open_socket(const rv_nng_opts *opts, nng_socket *out)
 {
+    assert(opts->max_msg > 0 && opts->max_msg < SIZE_MAX - PAIR1_HEADER); /* every socket has a limit */
     nng_socket s;
     int rv = opts->poly ? nng_pair1_open_poly(&s) : nng_pair1_open(&s);
     if (rv != 0)
         return rv_nng_err(rv, "opening a PAIR1 socket");
     const char *opt = NNG_OPT_RECVMAXSZ;
-    rv = nng_socket_set_size(s, opt, opts->max_msg);
+    rv = nng_socket_set_size(s, opt, opts->max_msg + PAIR1_HEADER);
     if (rv == 0) {
         opt = NNG_OPT_SENDTIMEO;
         rv = nng_socket_set_ms(s, opt, opts->send_timeout_ms);
@@ -261,7 +267,7 @@ static void *dial_loop(void *arg)
     for (;;) {
         int rv = nng_dial(w->s, w->url, NULL, 0);
         pthread_mutex_lock(&w->mu);
-        if (!(w->stop && rv == NNG_ECLOSED)) { /* keep the reason, not our abort */
+        if (!w->stop) { /* after stop, the result is our own abort */
             w->rv = rv;
             w->attempts++;
         }

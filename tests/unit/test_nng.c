@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -271,7 +272,7 @@ Test(rv_nng_listen, message_over_max_msg_drops_the_connection)
     nng_pipe_notify(ls, NNG_PIPE_EV_REM_POST, count_pipe, &pc);
     cr_assert_null((err = rv_nng_dial(bound, &pair_opts, 1000, &d)), "%s", rv_err_msg(err));
 
-    /* Exactly the limit is delivered. */
+    /* Exactly the limit is delivered (NNG's own header does not count). */
     char *big = malloc(2048);
     memset(big, 'x', 2048);
     nng_msg *m;
@@ -319,9 +320,6 @@ Test(rv_nng_dial, socket_timeouts_are_applied)
     cr_assert_eq(nng_recvmsg(s, &m, 0), NNG_ETIMEDOUT);
     int64_t t2 = rv_now_ms();
     cr_assert(t2 - t1 >= 90 && t2 - t1 < 1000, "recv blocked %lld ms", (long long)(t2 - t1));
-    size_t max = 0;
-    cr_assert_eq(nng_socket_get_size(s, NNG_OPT_RECVMAXSZ, &max), 0);
-    cr_assert_eq(max, (size_t)1 << 20);
     nng_close(s);
 }
 
@@ -361,7 +359,7 @@ Test(rv_nng_dial, silent_peer_times_out_within_the_wait)
     int64_t took = rv_now_ms() - t0;
     cr_assert_not_null(err);
     cr_assert(took >= 250 && took < 1000, "took %lld ms", (long long)took);
-    cr_assert_eq(rv_err_code(err), RV_ERR_TIMEOUT);
+    cr_assert_eq(rv_err_code(err), RV_ERR_TIMEOUT, "%s", rv_err_msg(err));
     cr_assert(rv_err_retriable(err));
     char want[160];
     snprintf(want, sizeof(want), "dialing %s: no connection within 300 ms: Timed out", url);
@@ -425,13 +423,19 @@ Test(rv_nng_dial, zero_wait_dials_in_the_background_and_connects_later)
 
 Test(rv_nng_dial, permanent_errors_fail_at_once)
 {
-    /* An unresolvable host name is not retried until the deadline. */
+    /* An ipc path longer than a Unix socket address holds is not retried
+     * until the deadline. */
+    char url[256] = "ipc:///tmp/";
+    memset(url + strlen(url), 'p', 200);
     nng_socket s;
     int64_t t0 = rv_now_ms();
-    rv_err *err = rv_nng_dial("tcp://no-such-host.invalid:80", &pair_opts, 3000, &s);
+    rv_err *err = rv_nng_dial(url, &pair_opts, 3000, &s);
     int64_t took = rv_now_ms() - t0;
     cr_assert_not_null(err);
-    cr_assert(took < 2500, "took %lld ms", (long long)took);
-    cr_assert(strncmp(rv_err_msg(err), "dialing tcp://no-such-host.invalid:80: ", 39) == 0, "%s", rv_err_msg(err));
+    cr_assert(took < 500, "took %lld ms", (long long)took);
+    char want[300];
+    snprintf(want, sizeof(want), "dialing %s: %s", url, nng_strerror(NNG_EADDRINVAL));
+    cr_assert_str_eq(rv_err_msg(err), want);
+    cr_assert_not(rv_err_retriable(err));
     rv_err_free(err);
 }
