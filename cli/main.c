@@ -25,6 +25,7 @@
 #include "rv_jobspec.h"
 #include "rv_log.h"
 #include "rv_mem.h"
+#include "rv_override.h"
 #include "rv_plugin.h"
 #include "rv_client.h"
 #include "rv_file.h"
@@ -47,6 +48,7 @@ static void usage(FILE *out)
             "commands:\n"
             "  run <job.yaml>       run a job on the embedded mini-cluster until it ends\n"
             "      -p, --parallelism N   override the job's default parallelism\n"
+            "      --set KEY=VALUE       override a key: a job key, or <node id>.<key> (repeatable)\n"
             "      -q, --quiet           log warnings and errors only\n"
             "      -v, --verbose         log debug messages\n"
             "      --stats               print records, time and CPU per record at the end\n"
@@ -56,6 +58,7 @@ static void usage(FILE *out)
             "  submit <job.yaml>    submit a job to a cluster; prints its id\n"
             "      --wait                block until the job ends; exit 0 only if it FINISHED\n"
             "      -p, --parallelism N   override the job's default parallelism\n"
+            "      --set KEY=VALUE       override a key (as for run)\n"
             "  list [--all]         jobs of the cluster (--all: also ended ones)\n"
             "  status <job> [--json]  state, start time, subtasks, where they run, records in/out\n"
             "  cancel <job>         stop a job\n"
@@ -80,6 +83,19 @@ static int load(const char *path, int parallelism, rv_jobspec **js)
     return 0;
 }
 
+/* Reads a job file and applies --set overrides. */
+static rv_err *read_job(const char *path, const char *const *sets, int nsets, char **text, size_t *len)
+{
+    char *raw = NULL;
+    size_t n = 0;
+    rv_err *err = rv_file_read(path, RV_JOBSPEC_MAX_BYTES, &raw, &n);
+    if (err)
+        return rv_err_wrap(err, "job file");
+    err = rv_override_apply(raw, n, path, sets, nsets, text, len);
+    free(raw);
+    return err;
+}
+
 static double cpu_seconds(void)
 {
     struct timespec ts;
@@ -91,7 +107,10 @@ static int cmd_run(int argc, char **argv)
 {
     int parallelism = 0;
     bool stats = false;
+    const char *sets[64];
+    int nsets = 0;
     static const struct option opts[] = {{"parallelism", required_argument, NULL, 'p'},
+                                         {"set", required_argument, NULL, 'S'},
                                          {"quiet", no_argument, NULL, 'q'},
                                          {"verbose", no_argument, NULL, 'v'},
                                          {"stats", no_argument, NULL, 's'},
@@ -109,6 +128,13 @@ static int cmd_run(int argc, char **argv)
         case 'q': rv_log_set_level(RV_LOG_LVL_WARN); break;
         case 'v': rv_log_set_level(RV_LOG_LVL_DEBUG); break;
         case 's': stats = true; break;
+        case 'S':
+            if (nsets == 64) {
+                fprintf(stderr, "rivulet run: at most 64 --set options\n");
+                return 2;
+            }
+            sets[nsets++] = optarg;
+            break;
         default: usage(stderr); return 2;
         }
     }
@@ -117,23 +143,30 @@ static int cmd_run(int argc, char **argv)
         return 2;
     }
     const char *path = argv[optind];
+    char *text = NULL;
+    size_t len = 0;
+    rv_err *err = read_job(path, sets, nsets, &text, &len);
+    if (err) {
+        fprintf(stderr, "%s\n", rv_err_msg(err));
+        rv_err_free(err);
+        return 2;
+    }
     /* Validate first: a bad file is exit code 2 before anything starts. */
     rv_jobspec *js = NULL;
-    int rc = load(path, parallelism, &js);
-    if (rc)
-        return rc;
+    err = rv_jobspec_parse(text, len, path, &js);
+    if (!err && parallelism > 0)
+        err = rv_jobspec_set_parallelism(js, parallelism);
+    if (err) {
+        fprintf(stderr, "%s\n", rv_err_msg(err));
+        rv_err_free(err);
+        rv_jobspec_unref(js);
+        free(text);
+        return 2;
+    }
     rv_job_graph *g = rv_job_graph_build(js);
     int slots = rv_job_graph_slots(g);
     rv_job_graph_free(g);
     rv_jobspec_unref(js);
-    char *text = NULL;
-    size_t len = 0;
-    rv_err *err = rv_file_read(path, RV_JOBSPEC_MAX_BYTES, &text, &len);
-    if (err) {
-        fprintf(stderr, "rivulet: %s\n", rv_err_msg(err));
-        rv_err_free(err);
-        return 2;
-    }
 
     /* The embedded mini-cluster: a coordinator and one task manager in
      * this process, talking over inproc:// exactly as a cluster does over
@@ -206,8 +239,8 @@ static int cmd_run(int argc, char **argv)
         fprintf(stderr, "rivulet: job failed: %s\n", error ? error : "unknown error");
     free(error);
     free(job_id);
+    rv_tm_client_stop(tm); /* the job is over: nothing runs there any more */
     rv_coord_free(coord);
-    rv_tm_client_stop(tm);
     if (st == RV_JOB_FINISHED)
         return 0;
     if (st == RV_JOB_CANCELED)

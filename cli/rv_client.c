@@ -15,6 +15,7 @@
 #include "rv_file.h"
 #include "rv_jobspec.h"
 #include "rv_mem.h"
+#include "rv_override.h"
 #include "rv_record.h"
 
 #define DEFAULT_COORDINATOR "tcp://127.0.0.1:6123"
@@ -27,6 +28,8 @@ typedef struct cli_opts {
     const char *arg; /* the positional argument */
     bool wait, all, json;
     int parallelism;
+    const char *sets[64];
+    int nsets;
 } cli_opts;
 
 /* Parses the flags shared by the cluster commands. Returns 0 or an exit code. */
@@ -46,7 +49,13 @@ static int parse(const char *cmd, int argc, char **argv, bool want_arg, cli_opts
             o->all = true;
         else if (strcmp(a, "--json") == 0)
             o->json = true;
-        else if ((strcmp(a, "-p") == 0 || strcmp(a, "--parallelism") == 0) && i + 1 < argc) {
+        else if (strcmp(a, "--set") == 0 && i + 1 < argc) {
+            if (o->nsets == 64) {
+                fprintf(stderr, "rivulet %s: at most 64 --set options\n", cmd);
+                return 2;
+            }
+            o->sets[o->nsets++] = argv[++i];
+        } else if ((strcmp(a, "-p") == 0 || strcmp(a, "--parallelism") == 0) && i + 1 < argc) {
             o->parallelism = atoi(argv[++i]);
             if (o->parallelism < 1 || o->parallelism > 1024) {
                 fprintf(stderr, "rivulet %s: --parallelism needs a number between 1 and 1024\n", cmd);
@@ -109,9 +118,12 @@ int rv_cli_submit(int argc, char **argv)
     int rc = parse("submit", argc, argv, true, &o);
     if (rc)
         return rc;
-    char *text = NULL;
-    size_t len = 0;
-    rv_err *err = rv_file_read(o.arg, RV_JOBSPEC_MAX_BYTES, &text, &len);
+    char *raw = NULL, *text = NULL;
+    size_t rawlen = 0, len = 0;
+    rv_err *err = rv_file_read(o.arg, RV_JOBSPEC_MAX_BYTES, &raw, &rawlen);
+    if (!err)
+        err = rv_override_apply(raw, rawlen, o.arg, o.sets, o.nsets, &text, &len);
+    free(raw);
     if (err) {
         fprintf(stderr, "rivulet submit: %s\n", rv_err_msg(err));
         rv_err_free(err);

@@ -417,7 +417,14 @@ static void tm_lost(rv_coord *c, int tm, const char *why)
     if (!t->alive)
         return;
     t->alive = false;
-    RV_LOG_WARN(TAG, "task manager %s lost: %s", t->name, why);
+    int affected = 0;
+    for (job *j = c->jobs; j; j = j->next)
+        for (int p = 0; p < j->nparts; p++)
+            affected += !rv_job_state_final(j->state) && j->parts[p].tm == tm && !j->parts[p].done;
+    if (affected)
+        RV_LOG_WARN(TAG, "task manager %s lost: %s", t->name, why);
+    else
+        RV_LOG_INFO(TAG, "task manager %s left: %s", t->name, why);
     rv_ctl_drop(c->ctl, t->pipe);
     for (job *j = c->jobs; j; j = j->next) {
         if (rv_job_state_final(j->state))

@@ -233,12 +233,12 @@ static void on_pipe(void *arg, uint32_t pipe, bool added)
     if (added)
         return;
     pthread_mutex_lock(&c->mu);
-    bool was = c->registered;
+    bool was = c->registered, stopping = c->stopping;
     c->registered = false;
     c->lost = true;
     pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
-    if (was) {
+    if (was && !stopping) {
         RV_LOG_WARN(c->name, "lost the coordinator; canceling local jobs and reconnecting");
         rv_tm_cancel_all(c->tm);
     }

@@ -140,6 +140,25 @@ def test_crawler_qps_example_alerts_match_reference(wd):
     check_eq(len(read_part_files(wd.join("out", "dead_letters"))), bad, "dead letters")
 
 
+def test_set_overrides_keys_of_the_job_and_of_nodes(wd):
+    # count replaces an existing value; batch_size is a key the file lacks
+    # (inserted); a quoted value with a colon and a space survives quoting.
+    res = rivulet("run", "-q", QUICKSTART, "--set", "access_logs.count=10000", "--set", "access_logs.batch_size=7",
+                  "--set", "name=renamed job: yes")
+    check_eq(res.returncode, 0, f"exit code ({res.stderr})")
+    rows = read_json_lines(res.stdout)
+    check_eq(sum(r["requests"] for r in rows),
+             sum(1 for i in range(10_000) if genref.choice(7, i, 2, ["success", "error", "timeout"], [90, 7, 3]) == "success"
+                 and genref.uniform_int(7, i, 3, 1, 800) > 100), "requests counted from 10,000 events")
+    for args, msg in ((["--set", "nosuch.count=1"], "--set nosuch.count=1: the job has no node 'nosuch'"),
+                      (["--set", "novalue"], "--set novalue: expected key=value"),
+                      (["--set", "per_domain.window=x"], "'window' is not a one-line value"),
+                      (["--set", "access_logs.count=many"], "key 'count' expects an integer")):
+        res = rivulet("run", "-q", QUICKSTART, *args)
+        check_eq(res.returncode, 2, f"{args} exit code")
+        check(msg in res.stderr, f"{args}: {res.stderr!r}")
+
+
 def test_usage_errors_exit_2(wd):
     for args, msg in ((["frobnicate"], "unknown command 'frobnicate'"), (["run"], "expected one job file"),
                       (["validate", wd.join("missing.yaml")], "job file: cannot open")):
@@ -156,5 +175,6 @@ if __name__ == "__main__":
         test_docs_jobspec_is_generated_from_the_config_tables,
         test_ctrl_c_cancels_a_running_job_cleanly,
         test_crawler_qps_example_alerts_match_reference,
+        test_set_overrides_keys_of_the_job_and_of_nodes,
         test_usage_errors_exit_2,
     ])
