@@ -372,6 +372,11 @@ void rv_tm_client_stop(rv_tm_client *c)
     pthread_mutex_unlock(&c->send_mu);
     rv_ctl_close(c->ctl); /* no more control messages */
     rv_tm_free(c->tm);    /* cancels and joins every job */
+    rv_dataplane_stats ds;
+    rv_dataplane_get_stats(c->dp, &ds);
+    RV_LOG_INFO(c->name, "data plane: sent %llu frames (%llu bytes), received %llu frames (%llu bytes), rejected %llu",
+                (unsigned long long)ds.frames_sent, (unsigned long long)ds.bytes_sent, (unsigned long long)ds.frames_received,
+                (unsigned long long)ds.bytes_received, (unsigned long long)ds.frames_rejected);
     rv_dataplane_free(c->dp);
     while (c->done) {
         done_job *dj = c->done;
