@@ -11,7 +11,7 @@
 #include "rv_mem.h"
 #include "rv_nng.h"
 
-#define RECV_POLL_MS 100
+#define RECV_POLL_MS 50
 #define SEND_TIMEOUT_MS 2000
 
 struct rv_ctl {
@@ -176,8 +176,10 @@ void rv_ctl_close(rv_ctl *c)
     if (!c)
         return;
     atomic_store(&c->closing, true);
-    nng_close(c->sock);
+    /* Join first: the receiver polls with a timeout and sees `closing`;
+     * closing the socket under a thread inside nng_recvmsg races in NNG. */
     pthread_join(c->thread, NULL);
+    nng_close(c->sock);
     ctl_free(c);
 }
 
