@@ -157,6 +157,8 @@ static rv_err *invalid_url(const char *what, const char *url)
 
 /* ---- sockets ---- */
 
+#define POLY_QUEUE_DEPTH 1024
+
 static rv_err *open_socket(const rv_nng_opts *opts, nng_socket *out)
 {
     assert(opts->max_msg > 0 && opts->max_msg < SIZE_MAX - PAIR1_HEADER); /* every socket has a limit */
@@ -173,6 +175,17 @@ static rv_err *open_socket(const rv_nng_opts *opts, nng_socket *out)
     if (rv == 0) {
         opt = NNG_OPT_RECVTIMEO;
         rv = nng_socket_set_ms(s, opt, opts->recv_timeout_ms);
+    }
+    /* A polyamorous PAIR1 socket drops a message when its peer's send
+     * queue is full (NNG 1.5.2 does not block there), so give every peer a
+     * deep queue: control traffic comes in small bursts. */
+    if (rv == 0 && opts->poly) {
+        opt = NNG_OPT_SENDBUF;
+        rv = nng_socket_set_int(s, opt, POLY_QUEUE_DEPTH);
+    }
+    if (rv == 0 && opts->poly) {
+        opt = NNG_OPT_RECVBUF;
+        rv = nng_socket_set_int(s, opt, POLY_QUEUE_DEPTH);
     }
     if (rv != 0) {
         nng_close(s);

@@ -3,7 +3,10 @@
  *
  * Sockets are PAIR1 in polyamorous mode: one socket talks to many peers,
  * each a pipe; a received message names its pipe, and a reply is sent by
- * setting that pipe on the message. Every socket gets a maximum receive
+ * setting that pipe on the message. NNG 1.5.2 drops a polyamorous send
+ * when the peer's queue is full instead of blocking, so poly sockets get
+ * deep per-peer queues and carry only small control traffic; bulk data
+ * (the data plane) sends on ordinary PAIR1 sockets, which block. Every socket gets a maximum receive
  * size and send/receive timeouts, so a silent or hostile peer can neither
  * exhaust memory nor hang a caller. */
 #ifndef RV_NNG_H
@@ -19,7 +22,8 @@
 rv_err *rv_nng_err(int rv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 typedef struct rv_nng_opts {
-    size_t max_msg;         /* NNG_OPT_RECVMAXSZ; bigger messages drop the connection */
+    size_t max_msg;         /* largest message body (the 4-byte PAIR1 header excluded);
+                               bigger messages drop the connection */
     int32_t send_timeout_ms;
     int32_t recv_timeout_ms;
     bool poly;              /* PAIR1 polyamorous */

@@ -16,6 +16,7 @@ deploy/build.sh build-asan $werror -Db_sanitize=address,undefined -Db_lundef=fal
 status=0
 echo "== unit tests under ASan+UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  LSAN_OPTIONS=suppressions=$PWD/deploy/lsan.supp:print_suppressions=0 \
   meson test -C build-asan --suite unit --print-errorlogs --num-processes 2 || status=1
 echo "== all suites"
 meson test -C build --print-errorlogs --num-processes 2 || status=1

@@ -330,7 +330,14 @@ rv_err *rv_tm_client_start(const rv_tm_config *cfg, rv_tm_client **out)
         gethostname(host, sizeof(host) - 1);
         c->name = rv_xasprintf("tm-%s-%d", host, (int)getpid());
     }
-    rv_err *err = rv_dataplane_new(cfg->data_listen, c->name, &c->dp);
+    rv_err *err = NULL;
+    /* Peers dial back the address we listen on: a wildcard cannot work. */
+    if (strstr(cfg->data_listen, "://0.0.0.0:") || strstr(cfg->data_listen, "://*:") || strstr(cfg->data_listen, "://[::]:")) {
+        err = rv_err_new(RV_ERR_INVALID, "data_listen %s: use an address the other task managers can reach, not a wildcard",
+                         cfg->data_listen);
+        goto fail;
+    }
+    err = rv_dataplane_new(cfg->data_listen, c->name, &c->dp);
     if (err)
         goto fail;
     c->tm = rv_tm_new(c->name, (int)cfg->slots, c->dp);
