@@ -452,6 +452,24 @@ def test_sigkilled_task_manager_fails_the_job_and_frees_the_survivor(wd):
         check_eq(res.stdout.strip().count("\n"), 0, f"no job left running: {res.stdout!r}")
 
 
+def test_task_managers_reregister_with_a_restarted_coordinator(wd):
+    with Cluster(wd) as c:
+        old = c.coord
+        old.proc.send_signal(signal.SIGTERM)
+        old.proc.wait(timeout=10)
+        # A new coordinator on the same address: the task managers keep
+        # dialing and register again, and jobs run across both.
+        d = c._start("coordinator-restarted", [COORDINATOR_BIN, "--listen", c.url, *DAEMON_FLAGS])
+        c.coord = d
+        for name in c.tms:
+            d.wait_log(rf"task manager {name} registered", 10, f"{name} to register with the new coordinator")
+        job_id, res = c.submit(stream_job("after-restart", 4, count=40_000), "after.yaml", wait=True, timeout=60)
+        check_eq(res.returncode, 0, f"a job runs after the restart (stderr: {res.stderr})")
+        st = c.status(job_id)
+        check_eq({s["taskmanager"] for s in st["subtasks"]}, {"tm-a", "tm-b"}, "where it ran")
+        check_eq(total(subtasks_of(st, "w"), "records_in"), 40_000, "records through the keyed exchange")
+
+
 def test_frozen_task_manager_is_lost_by_heartbeat_timeout_and_rejoins(wd):
     with Cluster(wd) as c:
         job_id, _ = c.submit(stream_job("frozen", 4, rate=20000), "frozen.yaml")
@@ -916,6 +934,7 @@ if __name__ == "__main__":
         test_job_needing_more_slots_than_the_cluster_has_waits_then_fails,
         test_sigkilled_task_manager_fails_the_job_and_frees_the_survivor,
         test_frozen_task_manager_is_lost_by_heartbeat_timeout_and_rejoins,
+        test_task_managers_reregister_with_a_restarted_coordinator,
         test_garbage_on_control_and_data_ports_is_dropped_and_logged,
         test_memory_stays_bounded_in_a_fast_cross_process_shuffle,
         test_slow_sink_on_one_task_manager_throttles_sources_on_the_other,
