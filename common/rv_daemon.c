@@ -3,14 +3,16 @@
 
 #include <ctype.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "rv_log.h"
 #include "rv_mem.h"
 #include "rv_record.h"
 #include "rv_yaml.h"
 
-rv_err *rv_daemon_load_config(const rv_cfg_key *keys, size_t n, const char *path, const char *what, void *obj)
+static rv_err *load_config(const rv_cfg_key *keys, size_t n, const char *path, const char *what, void *obj)
 {
     if (!path)
         return rv_config_apply(keys, n, NULL, NULL, what, obj);
@@ -72,6 +74,14 @@ rv_err *rv_daemon_set(const rv_cfg_key *keys, size_t n, const char *key, const c
         }
         /* A one-key table writes just that field. */
         err = rv_config_apply(found, 1, rv_ydoc_root(doc), NULL, what, obj);
+        if (err) {
+            /* The position inside the one-line document means nothing to
+             * the user: keep the explanation after "what: ". */
+            const char *why = strstr(rv_err_msg(err), ": key ");
+            rv_err *e2 = rv_err_new(rv_err_code(err), "--%s %s: %s", key, value, why ? why + 2 : rv_err_msg(err));
+            rv_err_free(err);
+            err = e2;
+        }
     }
     rv_ydoc_free(doc);
     rv_buf_fini(&text);
@@ -111,4 +121,42 @@ void rv_daemon_usage(const rv_cfg_key *keys, size_t n, FILE *out)
         fprintf(out, "  %-22s %s%s%s%s\n", flag, keys[i].doc, keys[i].def ? " (default " : "", keys[i].def ? keys[i].def : "",
                 keys[i].def ? ")" : "");
     }
+}
+
+int rv_daemon_args(int argc, char **argv, const char *prog, const rv_cfg_key *keys, size_t n, void *obj)
+{
+    const char *config = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: %s [--config FILE] [options]\n\noptions (also keys of the config file):\n", prog);
+            rv_daemon_usage(keys, n, stdout);
+            printf("  %-22s %s\n  %-22s %s\n", "-v, --verbose", "log debug messages", "-q, --quiet",
+                   "log warnings and errors only");
+            return 1;
+        }
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            config = argv[++i];
+    }
+    char what[128];
+    snprintf(what, sizeof(what), "%s config", prog);
+    rv_err *err = load_config(keys, n, config, what, obj);
+    for (int i = 1; !err && i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0) {
+            i++;
+        } else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0) {
+            rv_log_set_level(RV_LOG_LVL_DEBUG);
+        } else if (strcmp(argv[i], "-q") == 0 || strcmp(argv[i], "--quiet") == 0) {
+            rv_log_set_level(RV_LOG_LVL_WARN);
+        } else if (strncmp(argv[i], "--", 2) == 0 && i + 1 < argc) {
+            err = rv_daemon_set(keys, n, argv[i] + 2, argv[i + 1], "option", obj);
+            i++;
+        } else {
+            err = rv_err_new(RV_ERR_INVALID, "unexpected argument '%s' (try --help)", argv[i]);
+        }
+    }
+    if (!err)
+        return 0;
+    fprintf(stderr, "%s: %s\n", prog, rv_err_msg(err));
+    rv_err_free(err);
+    return 2;
 }

@@ -9,9 +9,12 @@
 
 #include "rv_config.h"
 
-/* Fills obj from the table's defaults, then from the YAML map in `path`
- * (may be NULL). Errors are file:line:col. */
-rv_err *rv_daemon_load_config(const rv_cfg_key *keys, size_t n, const char *path, const char *what, void *obj);
+/* The whole command line of a daemon: --config FILE (read first), then
+ * every "--key value" flag of the table, -v/--verbose and -q/--quiet (log
+ * levels). Returns 0 when the daemon should run, 1 after printing --help
+ * to stdout, 2 after printing an error to stderr. `prog` names the
+ * program in messages and usage. */
+int rv_daemon_args(int argc, char **argv, const char *prog, const rv_cfg_key *keys, size_t n, void *obj);
 /* Applies one "--key value" flag (key as in the table, '-' or '_'),
  * converting value like the YAML would be. */
 rv_err *rv_daemon_set(const rv_cfg_key *keys, size_t n, const char *key, const char *value, const char *what, void *obj);
