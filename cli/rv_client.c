@@ -230,6 +230,11 @@ int rv_cli_status(int argc, char **argv)
     rv_envelope *reply = NULL;
     if ((rc = get_job(&o, o.arg, &reply)))
         return rc;
+    if (reply->reply->n_jobs == 0) {
+        fprintf(stderr, "rivulet status: no job with id %s\n", o.arg);
+        rv_proto_free(reply);
+        return 1;
+    }
     const Rivulet__JobInfo *j = reply->reply->jobs[0];
     if (o.json) {
         rv_buf b = {0};

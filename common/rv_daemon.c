@@ -3,7 +3,9 @@
 
 #include <ctype.h>
 #include <signal.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -159,4 +161,28 @@ int rv_daemon_args(int argc, char **argv, const char *prog, const rv_cfg_key *ke
     fprintf(stderr, "%s: %s\n", prog, rv_err_msg(err));
     rv_err_free(err);
     return 2;
+}
+
+typedef struct watchdog {
+    int seconds;
+    const char *prog;
+} watchdog;
+
+static void *watchdog_main(void *arg)
+{
+    watchdog *w = arg;
+    sleep((unsigned)w->seconds);
+    fprintf(stderr, "%s: shutdown did not finish within %d s (a known NNG close hang); exiting\n", w->prog, w->seconds);
+    _exit(0);
+    return NULL;
+}
+
+void rv_daemon_exit_watchdog(int seconds, const char *prog)
+{
+    static watchdog w; /* one per process, lives until exit */
+    w.seconds = seconds;
+    w.prog = prog;
+    pthread_t t;
+    if (pthread_create(&t, NULL, watchdog_main, &w) == 0)
+        pthread_detach(t);
 }

@@ -22,6 +22,13 @@ rv_err *rv_daemon_set(const rv_cfg_key *keys, size_t n, const char *key, const c
  * start, so every thread inherits it) and later waits for one of them. */
 void rv_daemon_block_signals(void);
 int rv_daemon_wait_signal(void);
+/* Starts a watchdog for the shutdown that follows a signal: if the process
+ * has not exited after `seconds`, it logs a warning and exits with status
+ * 0. By then jobs are canceled and state released; what can remain is
+ * NNG 1.5.2's nng_close, which can hang while peers are reconnecting
+ * (an upstream bug fixed in later NNG releases). A daemon must not ignore
+ * SIGTERM because of it. */
+void rv_daemon_exit_watchdog(int seconds, const char *prog);
 /* Prints "  --key VALUE   doc (default ...)" lines for usage text. */
 void rv_daemon_usage(const rv_cfg_key *keys, size_t n, FILE *out);
 

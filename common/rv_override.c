@@ -17,7 +17,14 @@ static size_t offset_of(const char *text, size_t len, int line, int col)
     for (int l = 1; l < line && off < len; off++)
         if (text[off] == '\n')
             l++;
-    return off + (size_t)(col - 1);
+    /* Columns count characters (as rv_yaml does): skip UTF-8 continuation
+     * bytes. */
+    for (int c = 1; c < col && off < len; c++) {
+        off++;
+        while (off < len && ((unsigned char)text[off] & 0xC0) == 0x80)
+            off++;
+    }
+    return off;
 }
 
 /* Source length of a one-line scalar starting at text[off]. */
@@ -32,6 +39,8 @@ static bool scalar_extent(const rv_ynode *v, const char *text, size_t len, size_
     if (v->style != RV_YAML_SINGLE_QUOTED && v->style != RV_YAML_DOUBLE_QUOTED)
         return false;
     char q = text[off];
+    if (q != '\'' && q != '"')
+        return false;
     size_t i = off + 1;
     while (i < len && text[i] != '\n') {
         if (q == '"' && text[i] == '\\') {
@@ -95,6 +104,15 @@ static rv_err *apply_one(char **text, size_t *len, const char *file, const char 
         return rv_err_new(RV_ERR_INVALID, "--set %s: expected key=value", set);
     char *key = rv_xstrndup(set, (size_t)(eq - set));
     const char *value = eq + 1;
+    for (const char *p = key; *p; p++)
+        if (!(isalnum((unsigned char)*p) || *p == '_' || *p == '-' || *p == '.')) {
+            free(key);
+            return rv_err_new(RV_ERR_INVALID, "--set %s: a key has only letters, digits, '_', '-' and '.'", set);
+        }
+    if (strpbrk(value, "\r\n")) {
+        free(key);
+        return rv_err_new(RV_ERR_INVALID, "--set %s: a value must be one line", set);
+    }
     rv_buf out = {0};
     rv_ydoc *doc = NULL;
     rv_err *err = rv_yaml_parse(*text, *len, file, &doc);

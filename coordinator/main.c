@@ -26,6 +26,7 @@ int main(int argc, char **argv)
     }
     if (rc == 0) {
         int sig = rv_daemon_wait_signal();
+        rv_daemon_exit_watchdog(3, "rivulet-coordinator");
         RV_LOG_INFO("coordinator", "signal %d: stopping", sig);
         rv_coord_free(c);
     }

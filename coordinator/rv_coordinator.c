@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "rv_ctl.h"
 #include "rv_graph.h"
@@ -27,7 +28,7 @@ const rv_cfg_key rv_coord_config_keys[] = {
 };
 const size_t rv_coord_config_nkeys = sizeof(rv_coord_config_keys) / sizeof(rv_coord_config_keys[0]);
 
-typedef enum { MSG_NET, MSG_PIPE_GONE, MSG_SUBMIT, MSG_CANCEL, MSG_STOP } msg_kind;
+typedef enum { MSG_NET, MSG_PIPE_GONE, MSG_SUBMIT, MSG_CANCEL, MSG_SHUTDOWN, MSG_STOP } msg_kind;
 
 typedef struct msg {
     msg_kind kind;
@@ -90,6 +91,8 @@ struct rv_coord {
     tm_rec *tms;
     int ntms;
     unsigned seq;
+    unsigned id_salt; /* differs between coordinator runs */
+    bool stopping;    /* rv_coord_free began: no new jobs (loop thread) */
 };
 
 const char *rv_job_state_name(rv_job_state s)
@@ -222,10 +225,12 @@ static void finish_job(rv_coord *c, job *j)
         if (t->alive)
             send_job_msg(c, j->parts[p].tm, j->id, true);
     }
+    /* A cancel that raced with the end of the job changes nothing: only a
+     * part that actually stopped early makes it CANCELED. */
     rv_job_state s = RV_JOB_FINISHED;
     if (j->error)
         s = RV_JOB_FAILED;
-    else if (j->cancel_requested || j->part_canceled || j->state == RV_JOB_CANCELING)
+    else if (j->part_canceled)
         s = RV_JOB_CANCELED;
     set_state(c, j, s, NULL);
     try_schedule_all(c);
@@ -275,10 +280,13 @@ static void describe_slots(rv_coord *c, char *buf, size_t cap)
         if (c->tms[i].alive)
             alive++;
     off += (size_t)snprintf(buf + off, cap - off, "%d task manager%s", alive, alive == 1 ? "" : "s");
+    bool first = true;
     for (int i = 0; i < c->ntms && off < cap; i++)
-        if (c->tms[i].alive)
-            off += (size_t)snprintf(buf + off, cap - off, "%s%s %d of %d free", off ? (i ? ", " : ": ") : "", c->tms[i].name,
+        if (c->tms[i].alive) {
+            off += (size_t)snprintf(buf + off, cap - off, "%s%s %d of %d free", first ? ": " : ", ", c->tms[i].name,
                                     c->tms[i].slots - c->tms[i].used, c->tms[i].slots);
+            first = false;
+        }
 }
 
 static bool deploy(rv_coord *c, job *j)
@@ -347,7 +355,12 @@ static bool deploy(rv_coord *c, job *j)
     pthread_cond_broadcast(&c->changed);
     pthread_mutex_unlock(&c->mu);
     RV_LOG_INFO(TAG, "job %s (%s) is RUNNING on %d task manager(s), %d slot(s)", j->id, j->name, j->nparts, j->slots);
+    bool failed = false;
     for (int p = 0; p < j->nparts; p++) {
+        if (failed) {
+            j->parts[p].done = true; /* never deployed: nothing to stop there */
+            continue;
+        }
         Rivulet__DeployJob d = RIVULET__DEPLOY_JOB__INIT;
         d.job_id = j->id;
         d.job_file = j->file;
@@ -368,6 +381,7 @@ static bool deploy(rv_coord *c, job *j)
             snprintf(buf, sizeof(buf), "deploying to task manager %s: %s", c->tms[j->parts[p].tm].name, rv_err_msg(err));
             rv_err_free(err);
             j->parts[p].done = true; /* it never got the job */
+            failed = true;
             fail_job(c, j, buf);
         }
     }
@@ -445,6 +459,8 @@ static void tm_lost(rv_coord *c, int tm, const char *why)
 
 static rv_err *create_job(rv_coord *c, const char *file, const char *yaml, size_t len, int parallelism, job **out)
 {
+    if (c->stopping)
+        return rv_err_new(RV_ERR_CLOSED, "the coordinator is stopping");
     rv_jobspec *js = NULL;
     rv_err *err = rv_jobspec_parse(yaml, len, file, &js);
     if (!err && parallelism > 0)
@@ -455,7 +471,7 @@ static rv_err *create_job(rv_coord *c, const char *file, const char *yaml, size_
     }
     job *j = rv_xcalloc(1, sizeof(*j));
     char id[40];
-    snprintf(id, sizeof(id), "%08x%04x", (unsigned)time(NULL), ++c->seq & 0xffff);
+    snprintf(id, sizeof(id), "%08x%04x%04x", (unsigned)time(NULL), c->id_salt & 0xffff, ++c->seq & 0xffff);
     j->id = rv_xstrdup(id);
     j->name = rv_xstrdup(js->name);
     j->file = rv_xstrdup(file);
@@ -499,8 +515,9 @@ static rv_err *cancel_job(rv_coord *c, const char *id)
 
 /* ---- network messages ---- */
 
-static void store_metrics(job *j, Rivulet__SubtaskMetrics **ms, size_t n)
+static void store_metrics(rv_coord *c, job *j, Rivulet__SubtaskMetrics **ms, size_t n)
 {
+    pthread_mutex_lock(&c->mu); /* rv_coord_job_metrics reads them */
     for (size_t i = 0; i < n; i++) {
         const Rivulet__SubtaskMetrics *m = ms[i];
         if (m->task >= (uint32_t)j->g->ntasks || m->subtask >= (uint32_t)j->g->tasks[m->task].parallelism)
@@ -511,19 +528,45 @@ static void store_metrics(job *j, Rivulet__SubtaskMetrics **ms, size_t n)
         d->bad_records = m->bad_records;
         d->watermark = m->watermark;
     }
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* The part of job j running on task manager tm, or -1. */
+static int part_of(const job *j, int tm)
+{
+    for (int p = 0; p < j->nparts; p++)
+        if (j->parts[p].tm == tm)
+            return p;
+    return -1;
 }
 
 static void handle_register(rv_coord *c, const Rivulet__RegisterTm *r, uint32_t pipe)
 {
-    for (int i = 0; i < c->ntms; i++)
-        if (c->tms[i].alive && strcmp(c->tms[i].name, r->name) == 0 && c->tms[i].pipe != pipe)
-            tm_lost(c, i, "it registered again on a new connection");
+    for (int i = 0; i < c->ntms; i++) {
+        if (!c->tms[i].alive || strcmp(c->tms[i].name, r->name) != 0 || c->tms[i].pipe == pipe)
+            continue;
+        if (rv_now_ms() - c->tms[i].last_hb_ms <= c->cfg.heartbeat_timeout_ms) {
+            /* Two processes with one name would keep replacing each other. */
+            RV_LOG_WARN(TAG, "refusing a second task manager named %s (the first is alive); give each a unique --name",
+                        r->name);
+            rv_ctl_drop(c->ctl, pipe);
+            return;
+        }
+        tm_lost(c, i, "it registered again on a new connection");
+    }
     int idx = find_tm_by_pipe(c, pipe);
     if (idx < 0) {
-        c->tms = rv_xrealloc(c->tms, (size_t)(c->ntms + 1) * sizeof(tm_rec));
-        idx = c->ntms++;
-        memset(&c->tms[idx], 0, sizeof(tm_rec));
-        c->tms[idx].name = rv_xstrdup(r->name);
+        /* Reuse the entry of a task manager of that name that is gone. */
+        for (int i = 0; i < c->ntms && idx < 0; i++)
+            if (!c->tms[i].alive && strcmp(c->tms[i].name, r->name) == 0)
+                idx = i;
+        if (idx < 0) {
+            c->tms = rv_xrealloc(c->tms, (size_t)(c->ntms + 1) * sizeof(tm_rec));
+            idx = c->ntms++;
+            memset(&c->tms[idx], 0, sizeof(tm_rec));
+            c->tms[idx].name = rv_xstrdup(r->name);
+        }
+        free(c->tms[idx].data_url);
         c->tms[idx].data_url = rv_xstrdup(r->data_url);
         c->tms[idx].slots = (int)r->slots;
         c->tms[idx].pipe = pipe;
@@ -664,23 +707,37 @@ static void handle_net(rv_coord *c, rv_envelope *env, uint32_t pipe)
     switch (env->body_case) {
     case RIVULET__ENVELOPE__BODY_REGISTER_TM: handle_register(c, env->register_tm, pipe); break;
     case RIVULET__ENVELOPE__BODY_HEARTBEAT:
-        if (tm < 0)
+        if (tm < 0) {
+            /* Not registered on this connection (e.g. a stale
+             * acknowledgement reached it): make it reconnect and register. */
+            RV_LOG_INFO(TAG, "heartbeat from an unregistered connection %u; dropping it", (unsigned)pipe);
+            rv_ctl_drop(c->ctl, pipe);
             break;
+        }
         c->tms[tm].last_hb_ms = rv_now_ms();
         for (size_t i = 0; i < env->heartbeat->n_metrics; i++) {
             job *j = find_job(c, env->heartbeat->metrics[i]->job_id);
-            if (j)
-                store_metrics(j, &env->heartbeat->metrics[i], 1);
+            int p = j ? part_of(j, tm) : -1;
+            /* A heartbeat sent before the final report must not undo it. */
+            if (p >= 0 && !j->parts[p].done)
+                store_metrics(c, j, &env->heartbeat->metrics[i], 1);
         }
         break;
     case RIVULET__ENVELOPE__BODY_JOB_DONE: {
-        if (tm < 0)
+        if (tm < 0) {
+            rv_ctl_drop(c->ctl, pipe);
             break;
+        }
         const Rivulet__JobOnTmDone *d = env->job_done;
         job *j = find_job(c, d->job_id);
-        if (!j)
+        int p = j ? part_of(j, tm) : -1;
+        if (p < 0 || j->parts[p].done) {
+            /* A job this task manager ran under an earlier connection (or
+             * for an earlier coordinator): let it free the slots. */
+            send_job_msg(c, tm, d->job_id, true);
             break;
-        store_metrics(j, d->metrics, d->n_metrics);
+        }
+        store_metrics(c, j, d->metrics, d->n_metrics);
         if (d->state == RIVULET__JOB_ON_TM_DONE__STATE__FAILED)
             fail_job(c, j, d->error[0] ? d->error : "a task manager reported a failure");
         else if (d->state == RIVULET__JOB_ON_TM_DONE__STATE__CANCELED)
@@ -770,9 +827,31 @@ static void *loop(void *arg)
             m->err = cancel_job(c, m->job_id);
             reply_done(c, m);
             break;
-        case MSG_STOP:
+        case MSG_SHUTDOWN:
+            c->stopping = true;
+            reply_done(c, m);
+            break;
+        case MSG_STOP: {
+            /* Answer whatever else is queued; callers of the C API wait. */
+            pthread_mutex_lock(&c->mu);
+            msg *rest = c->head;
+            c->head = c->tail = NULL;
+            pthread_mutex_unlock(&c->mu);
+            while (rest) {
+                msg *next = rest->next;
+                if (rest->kind == MSG_SUBMIT || rest->kind == MSG_CANCEL) {
+                    rest->err = rv_err_new(RV_ERR_CLOSED, "the coordinator is stopping");
+                    reply_done(c, rest);
+                } else {
+                    if (rest->kind == MSG_NET)
+                        rv_proto_free(rest->env);
+                    free(rest);
+                }
+                rest = next;
+            }
             reply_done(c, m);
             return NULL;
+        }
         }
         check_timers(c);
     }
@@ -785,6 +864,7 @@ rv_err *rv_coord_new(const rv_coord_config *cfg, rv_coord **out)
     rv_coord *c = rv_xcalloc(1, sizeof(*c));
     c->cfg = *cfg;
     c->cfg.listen = rv_xstrdup(cfg->listen ? cfg->listen : "tcp://127.0.0.1:6123");
+    c->id_salt = (unsigned)(rv_now_ns() ^ ((int64_t)getpid() << 16)) * 2654435761u >> 16;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     pthread_cond_init(&c->changed, NULL);
@@ -901,6 +981,8 @@ void rv_coord_free(rv_coord *c)
 {
     if (!c)
         return;
+    msg shut = {.kind = MSG_SHUTDOWN};
+    call(c, &shut); /* no new jobs from here on */
     pthread_mutex_lock(&c->mu);
     int n = 0;
     for (job *j = c->jobs; j; j = j->next)
@@ -911,9 +993,12 @@ void rv_coord_free(rv_coord *c)
         if (!rv_job_state_final(j->state))
             ids[n++] = rv_xstrdup(j->id);
     pthread_mutex_unlock(&c->mu);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++)
         rv_err_free(rv_coord_cancel(c, ids[i]));
-        rv_coord_wait(c, ids[i], 5000, NULL);
+    int64_t deadline = rv_now_ms() + 5000;
+    for (int i = 0; i < n; i++) {
+        int64_t left = deadline - rv_now_ms();
+        rv_coord_wait(c, ids[i], left > 0 ? left : 0, NULL);
         free(ids[i]);
     }
     free(ids);

@@ -26,6 +26,7 @@ int main(int argc, char **argv)
     }
     if (rc == 0) {
         int sig = rv_daemon_wait_signal();
+        rv_daemon_exit_watchdog(3, "rivulet-taskmanager");
         RV_LOG_INFO(rv_tm_client_name(c), "signal %d: stopping", sig);
         rv_tm_client_stop(c);
     }

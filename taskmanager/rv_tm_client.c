@@ -47,6 +47,8 @@ struct rv_tm_client {
     bool lost;              /* the coordinator connection went away */
     int64_t hb_interval_ms;
     done_job *done;         /* jobs ended here, not yet released */
+    uint32_t gone[16];      /* connections reported closed (ring) */
+    unsigned ngone;
 };
 
 const char *rv_tm_client_name(const rv_tm_client *c) { return c->name; }
@@ -211,6 +213,13 @@ static void on_msg(void *arg, rv_envelope *env, uint32_t pipe)
     switch (env->body_case) {
     case RIVULET__ENVELOPE__BODY_REGISTER_ACK:
         pthread_mutex_lock(&c->mu);
+        for (unsigned i = 0; i < 16 && i < c->ngone; i++)
+            if (c->gone[i] == pipe) {
+                /* Queued on a connection that has since closed. */
+                pthread_mutex_unlock(&c->mu);
+                rv_proto_free(env);
+                return;
+            }
         c->registered = true;
         c->lost = false;
         c->hb_interval_ms = env->register_ack->heartbeat_interval_ms;
@@ -234,6 +243,7 @@ static void on_pipe(void *arg, uint32_t pipe, bool added)
         return;
     pthread_mutex_lock(&c->mu);
     bool was = c->registered, stopping = c->stopping;
+    c->gone[c->ngone++ % 16] = pipe;
     c->registered = false;
     c->lost = true;
     pthread_cond_signal(&c->cv);

@@ -143,9 +143,13 @@ class Daemon:
                 if rc != 0:
                     problem = f"{self.name} exited with {rc} on SIGTERM"
             except subprocess.TimeoutExpired:
+                stacks = subprocess.run(["gdb", "-p", str(self.pid), "-batch", "-ex", "thread apply all bt"],
+                                        capture_output=True, text=True, timeout=30).stdout
+                frames = [l for l in stacks.splitlines() if re.search(r" in (rv_|nng_|nni_|pthread_join|main)", l)]
                 self.proc.kill()
                 self.proc.wait(timeout=10)
-                problem = f"{self.name} did not stop within 5 s of SIGTERM (killed)"
+                problem = (f"{self.name} did not stop within 5 s of SIGTERM (killed); its threads: "
+                           + " | ".join(frames[:20]) + f"; log tail: {self.log()[-800:]}")
         self.go.set()
         if self.reader:
             self.reader.join(timeout=5)
