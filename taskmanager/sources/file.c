@@ -72,13 +72,12 @@ typedef struct file_state {
     int64_t next_scan_ms;
 } file_state;
 
-static const char *const formats[] = {"json", "csv", NULL};
 
 static const rv_cfg_key file_keys[] = {
     {.name = "path", .type = RV_CFG_STRING, .offset = offsetof(file_config, path),
      .flags = RV_CFG_REQUIRED, .doc = "A file, or a directory whose files are read."},
     {.name = "format", .type = RV_CFG_ENUM, .def = "json", .offset = offsetof(file_config, format),
-     .choices = formats, .doc = "`json` (one object per line) or `csv` (first line of each file is its header)."},
+     .choices = rv_line_formats, .doc = "`json` (one object per line) or `csv` (first line of each file is its header)."},
     {.name = "delimiter", .type = RV_CFG_STRING, .def = ",", .offset = offsetof(file_config, delimiter),
      .doc = "CSV field separator (one character)."},
     {.name = "follow", .type = RV_CFG_BOOL, .def = "false", .offset = offsetof(file_config, follow),
@@ -88,11 +87,7 @@ static const rv_cfg_key file_keys[] = {
      .doc = "With follow: how often to look for appended data and new files."},
     {.name = "pattern", .type = RV_CFG_STRING, .def = "*", .offset = offsetof(file_config, pattern),
      .doc = "Glob on file names in a directory; names starting with '.' are always skipped."},
-    {.name = "batch_size", .type = RV_CFG_INT, .def = "4096", .offset = offsetof(file_config, batch_size),
-     .min = 1, .max = 1 << 20, .doc = "Most records per emitted batch."},
-    {.name = "max_line_bytes", .type = RV_CFG_SIZE, .def = "1MiB",
-     .offset = offsetof(file_config, max_line_bytes), .min = 1, .max = INT64_C(1) << 30,
-     .doc = "Longer lines are bad records (\"line longer than N bytes\")."},
+    RV_LINE_SOURCE_KEYS(file_config),
 };
 
 static rv_err *file_plan(rv_plan *p)

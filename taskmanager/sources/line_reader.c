@@ -255,3 +255,5 @@ rv_dec_result rv_line_decode(rv_line_decoder *d, rv_line_status ls, const char *
     *reason = why ? why : "bad record";
     return RV_DEC_BAD;
 }
+
+const char *const rv_line_formats[] = {"json", "csv", NULL};

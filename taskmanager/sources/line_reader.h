@@ -104,4 +104,14 @@ bool rv_line_decoder_restart(rv_line_decoder *d, const char *header, size_t len,
 rv_dec_result rv_line_decode(rv_line_decoder *d, rv_line_status ls, const char *line, size_t len,
                              rv_batch *b, const char **reason, size_t *raw_len);
 
+/* Config-table entries shared by the line-based sources (file, socket):
+ * `batch_size` and `max_line_bytes` of cfg_struct (int64_t fields of
+ * those names), and the names of the record formats (index 0 json, 1 csv). */
+#define RV_LINE_SOURCE_KEYS(cfg_struct)                                                                       \
+    {.name = "batch_size", .type = RV_CFG_INT, .def = "4096", .offset = offsetof(cfg_struct, batch_size),     \
+     .min = 1, .max = 1 << 20, .doc = "Most records per emitted batch."},                               \
+    {.name = "max_line_bytes", .type = RV_CFG_SIZE, .def = "1MiB", .offset = offsetof(cfg_struct, max_line_bytes), \
+     .min = 1, .max = INT64_C(1) << 30, .doc = "Longer lines are bad records (\"line longer than N bytes\")."}
+extern const char *const rv_line_formats[];
+
 #endif

@@ -78,7 +78,6 @@ typedef struct sock_state {
 } sock_state;
 
 static const char *const modes[] = {"listen", "connect", NULL};
-static const char *const formats[] = {"json", "csv", NULL};
 
 static const rv_cfg_key sock_keys[] = {
     {.name = "host", .type = RV_CFG_STRING, .def = "127.0.0.1", .offset = offsetof(sock_config, host),
@@ -88,7 +87,7 @@ static const rv_cfg_key sock_keys[] = {
     {.name = "mode", .type = RV_CFG_ENUM, .def = "listen", .offset = offsetof(sock_config, mode),
      .choices = modes, .doc = "`listen`: accept clients; `connect`: dial host:port."},
     {.name = "format", .type = RV_CFG_ENUM, .def = "json", .offset = offsetof(sock_config, format),
-     .choices = formats, .doc = "`json` (one object per line) or `csv`."},
+     .choices = rv_line_formats, .doc = "`json` (one object per line) or `csv`."},
     {.name = "delimiter", .type = RV_CFG_STRING, .def = ",", .offset = offsetof(sock_config, delimiter),
      .doc = "CSV field separator (one character)."},
     {.name = "header", .type = RV_CFG_BOOL, .def = "true", .offset = offsetof(sock_config, header),
@@ -99,11 +98,7 @@ static const rv_cfg_key sock_keys[] = {
     {.name = "connect_timeout", .type = RV_CFG_DURATION, .def = "10s",
      .offset = offsetof(sock_config, connect_timeout), .min = 1, .max = INT64_C(86400000),
      .doc = "connect: keep retrying this long before failing."},
-    {.name = "batch_size", .type = RV_CFG_INT, .def = "4096", .offset = offsetof(sock_config, batch_size),
-     .min = 1, .max = 1 << 20, .doc = "Most records per emitted batch."},
-    {.name = "max_line_bytes", .type = RV_CFG_SIZE, .def = "1MiB",
-     .offset = offsetof(sock_config, max_line_bytes), .min = 1, .max = INT64_C(1) << 30,
-     .doc = "Longer lines are bad records (\"line longer than N bytes\")."},
+    RV_LINE_SOURCE_KEYS(sock_config),
 };
 
 static rv_err *sock_plan(rv_plan *p)
