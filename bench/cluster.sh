@@ -4,7 +4,8 @@
 # group decides whether it crosses the network), against the same job in
 # one process. Prints events/s per core (events / CPU seconds of all
 # processes: coordinator and task managers) and bytes/s through the
-# shuffle. Uses a release build in build-release/.
+# shuffle. Uses a release build in build-release/. Extra arguments go to
+# both runs, e.g. bench/cluster.sh --set channel_capacity=32.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -f build-release/build.ninja ]; then
@@ -33,7 +34,7 @@ for _ in $(seq 1 50); do
 done
 c0=$(( $(cpu_of $cpid) + $(cpu_of $apid) + $(cpu_of $bpid) ))
 t0=$(date +%s.%N)
-id=$("$bin/cli/rivulet" submit --wait --coordinator "$url" "$job")
+id=$("$bin/cli/rivulet" submit --wait --coordinator "$url" "$job" "$@")
 t1=$(date +%s.%N)
 c1=$(( $(cpu_of $cpid) + $(cpu_of $apid) + $(cpu_of $bpid) ))
 events=$("$bin/cli/rivulet" status --json --coordinator "$url" "$id" | python3 -c \
@@ -43,7 +44,7 @@ bytes=$(grep -ho "sent [0-9]* frames ([0-9]* bytes)" "$run"/tm-*.log | awk -F'[(
 wall=$(echo "$t1 - $t0" | bc -l)
 cpu=$(echo "($c1 - $c0) / $ticks" | bc -l)
 
-one=$("$bin/cli/rivulet" run -q --stats "$job" 2>&1 >/dev/null | grep stats:)
+one=$("$bin/cli/rivulet" run -q --stats "$job" "$@" 2>&1 >/dev/null | grep stats:)
 get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$one"; }
 
 printf '%-26s %12s %10s %10s %16s %14s\n' setup events wall_s cpu_s events/s/core shuffle_MB/s
