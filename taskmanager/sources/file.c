@@ -49,6 +49,7 @@ typedef struct src_file {
     uint64_t offset; /* bytes consumed as lines */
     uint64_t seen;   /* bytes read up to the last end of file (follow) */
     uint64_t lineno; /* lines consumed */
+    bool skipping;   /* the reader stopped inside a too-long line */
     ino_t ino;
     char *header;    /* CSV header line once read */
     size_t header_len;
@@ -284,6 +285,8 @@ static bool open_next(file_state *st, rv_op_ctx *ctx, bool *failed)
         st->fd = fd;
         st->cur = f;
         st->lr = rv_line_reader_new(fd, (size_t)st->cfg->max_line_bytes, st->cfg->follow);
+        if (f->skipping)
+            rv_line_reader_skip_line(st->lr);
     }
     return true;
 }
@@ -293,6 +296,7 @@ static void close_cur(file_state *st)
     src_file *f = st->cur;
     f->offset += rv_line_reader_offset(st->lr);
     f->seen = f->offset + rv_line_reader_pending(st->lr);
+    f->skipping = rv_line_reader_skipping(st->lr);
     rv_line_reader_free(st->lr);
     close(st->fd);
     st->lr = NULL;

@@ -100,6 +100,13 @@ static rv_err *gen_open(void *state, rv_op_ctx *ctx)
     st->stride = (uint64_t)rv_ctx_parallelism(ctx);
     st->count = (uint64_t)cfg->count;
     st->batch = (uint32_t)cfg->batch_size;
+    /* Keep a batch's string data under RV_BATCH_MAX_STRING_BYTES (string
+     * offsets are 32-bit): fewer rows when rows can be long. */
+    size_t row_bytes = 0;
+    for (int f = 0; f < rv_gen_nfields(st->gen); f++)
+        row_bytes += rv_gen_string_max(st->gen, f);
+    if (row_bytes && RV_BATCH_MAX_STRING_BYTES / row_bytes < st->batch)
+        st->batch = (uint32_t)(RV_BATCH_MAX_STRING_BYTES / row_bytes ? RV_BATCH_MAX_STRING_BYTES / row_bytes : 1);
     st->rate = cfg->rate;
     return NULL;
 }

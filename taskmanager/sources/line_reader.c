@@ -56,6 +56,10 @@ size_t rv_line_reader_pending(const rv_line_reader *r) { return r->end - r->star
 
 const char *rv_line_reader_error(const rv_line_reader *r) { return r->err; }
 
+bool rv_line_reader_skipping(const rv_line_reader *r) { return r->skipping; }
+
+void rv_line_reader_skip_line(rv_line_reader *r) { r->skipping = true; }
+
 /* Makes room for more input: moves the unreturned bytes to the front, and
  * grows the buffer when it is full (never beyond what a line can need). */
 static void make_room(rv_line_reader *r)
@@ -131,8 +135,10 @@ rv_line_status rv_line_next(rv_line_reader *r, const char **line, size_t *len)
             size_t upto = nl ? (size_t)(nl - r->buf) + 1 : r->end;
             r->consumed += upto - r->start;
             r->start = r->scan = upto;
-            if (nl)
+            if (nl) {
                 r->skipping = false;
+                continue; /* lines may follow in the buffer: scan before reading */
+            }
         } else {
             char *nl = memchr(r->buf + r->scan, '\n', r->end - r->scan);
             if (nl) {

@@ -104,6 +104,12 @@ bool rv_line_decoder_restart(rv_line_decoder *d, const char *header, size_t len,
 rv_dec_result rv_line_decode(rv_line_decoder *d, rv_line_status ls, const char *line, size_t len,
                              rv_batch *b, const char **reason, size_t *raw_len);
 
+/* Whether the reader is dropping the rest of a too-long line; a reader
+ * reopened at the same offset continues that with rv_line_reader_skip_line
+ * (so the tail of the long line is not read as a record). */
+bool rv_line_reader_skipping(const rv_line_reader *r);
+void rv_line_reader_skip_line(rv_line_reader *r);
+
 /* Config-table entries shared by the line-based sources (file, socket):
  * `batch_size` and `max_line_bytes` of cfg_struct (int64_t fields of
  * those names), and the names of the record formats (index 0 json, 1 csv). */

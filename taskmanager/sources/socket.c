@@ -346,7 +346,9 @@ static void wait_io(sock_state *st)
 {
     struct pollfd fds[MAX_CONNS + 1];
     nfds_t n = 0;
-    if (st->lfd >= 0)
+    /* At the connection limit pending clients wait in the backlog: do not
+     * watch the listener, or poll would return at once and spin. */
+    if (st->lfd >= 0 && st->nconns < MAX_CONNS)
         fds[n++] = (struct pollfd){.fd = st->lfd, .events = POLLIN};
     for (size_t k = 0; k < st->nconns; k++)
         fds[n++] = (struct pollfd){.fd = st->conns[k]->fd, .events = POLLIN};

@@ -644,6 +644,43 @@ def test_an_ended_input_beside_an_idle_one_lets_every_window_fire(wd):
         job.kill()
 
 
+def test_follow_keeps_dropping_a_too_long_line_across_reopens(wd):
+    # The long line is read up to the end of the file (no newline yet), the
+    # file is closed, more data arrives: the rest of that line must still be
+    # dropped, not read as a record of its own.
+    os.makedirs(wd.join("in"))
+    with open(wd.join("in", "a.json"), "w") as f:
+        f.write("X" * 32)
+    job = LiveJob(wd, f"""
+name: follow-long-line
+sources:
+  - id: src
+    type: file
+    path: {wd.join("in")}
+    follow: true
+    poll_interval: 50ms
+    max_line_bytes: 16
+    on_error: skip
+    schema: {{x: int64}}
+sinks:
+  - id: out
+    type: stdout
+""")
+    try:
+        job.wait_for(lambda: "line longer than 16 bytes" in job.stderr(), 5, "the long line to be reported")
+        with open(wd.join("in", "a.json"), "a") as f:
+            f.write('{"x":7}\n{"x":8}\n')
+        job.wait_for(lambda: len(job.rows()) >= 1, 5, "the record after the long line")
+        with open(wd.join("in", "a.json"), "a") as f:
+            f.write('{"x":9}\n')
+        job.wait_for(lambda: len(job.rows()) >= 2, 5, "the next record")
+        time.sleep(0.2)
+        check_eq(job.rows(), [{"x": 8}, {"x": 9}], "records (the tail of the long line is not one)")
+        check_eq(job.interrupt(), 130, "exit code after Ctrl-C")
+    finally:
+        job.kill()
+
+
 # ---- 5. late data ----
 
 LATE_JOB = """
@@ -824,6 +861,7 @@ if __name__ == "__main__":
         test_without_idle_timeout_an_empty_source_instance_holds_windows_back,
         test_idle_timeout_windows_fire_when_the_source_with_data_went_idle_first,
         test_an_ended_input_beside_an_idle_one_lets_every_window_fire,
+        test_follow_keeps_dropping_a_too_long_line_across_reopens,
         test_late_rows_are_dropped_by_the_watermark_rule,
         test_late_rows_at_the_exact_watermark_boundary,
         test_processing_time_windows_are_aligned_and_count_every_row,
