@@ -367,3 +367,15 @@ void rv_csv_format_row(const rv_batch *b, uint32_t row, char delimiter, rv_ts_fo
     }
     rv_buf_putc(out, '\n');
 }
+
+bool rv_csv_delimiter_parse(const char *s, char *out)
+{
+    if (strcmp(s, "tab") == 0 || strcmp(s, "\\t") == 0 || strcmp(s, "\t") == 0) {
+        *out = '\t';
+        return true;
+    }
+    if (strlen(s) != 1 || s[0] == '"' || s[0] == '\n' || s[0] == '\r')
+        return false;
+    *out = s[0];
+    return true;
+}

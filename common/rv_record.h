@@ -62,6 +62,9 @@ void rv_csv_reader_free(rv_csv_reader *r);
 /* Reads the header line. False with *reason if it is not usable. */
 bool rv_csv_set_header(rv_csv_reader *r, const char *line, size_t len, const char **reason);
 bool rv_csv_parse_row(rv_csv_reader *r, const char *line, size_t len, rv_batch *b, const char **reason);
+/* A CSV delimiter as written in a job file: one character other than a
+ * quote, CR or LF, or `tab` / "\t" for a tab. False if unusable. */
+bool rv_csv_delimiter_parse(const char *s, char *out);
 /* Header line for a schema, and rows (quoting where needed). */
 void rv_csv_format_header(const rv_schema *s, char delimiter, rv_buf *out);
 void rv_csv_format_row(const rv_batch *b, uint32_t row, char delimiter, rv_ts_format tsf, rv_buf *out);

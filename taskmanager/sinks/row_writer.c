@@ -35,21 +35,10 @@ rv_err *rv_row_writer_init(rv_row_writer *w, const rv_row_opts *o, const rv_ynod
     if (o->timestamp_format != RV_TS_EPOCH_MS && o->timestamp_format != RV_TS_ISO8601)
         return rv_row_writer_key_err(node, what, "timestamp_format", "must be epoch_ms or iso8601");
 
-    const char *d = o->delimiter ? o->delimiter : ",";
     char delim;
-    if (strcmp(d, "tab") == 0 || strcmp(d, "\\t") == 0 || strcmp(d, "\t") == 0) {
-        delim = '\t';
-    } else if (strlen(d) != 1) {
+    if (!rv_csv_delimiter_parse(o->delimiter ? o->delimiter : ",", &delim))
         return rv_row_writer_key_err(node, what, "delimiter",
-                       "must be exactly one character (use `tab` or \"\\t\" for a tab)");
-    } else {
-        delim = d[0];
-        /* A quote, line break or NUL as separator would make the output
-         * ambiguous to every CSV reader. */
-        if (delim == '"' || delim == '\n' || delim == '\r')
-            return rv_row_writer_key_err(node, what, "delimiter",
-                           "a quote or line break cannot separate fields");
-    }
+                       "must be one character other than a quote or line break (`tab` or \"\\t\" for a tab)");
 
     w->format = (rv_row_format)o->format;
     w->delim = delim;

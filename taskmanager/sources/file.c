@@ -100,7 +100,7 @@ static rv_err *file_plan(rv_plan *p)
         err = rv_yerr(p->node, RV_ERR_INVALID, "%s: missing required key 'schema'", what);
     else if (cfg->path[0] == '\0')
         err = rv_yerr(rv_ymap_get_or_self(p->node, "path"), RV_ERR_INVALID, "%s: 'path' is empty", what);
-    else if (!rv_line_delimiter_ok(cfg->delimiter))
+    else if (!rv_csv_delimiter_parse(cfg->delimiter, &(char){0}))
         err = rv_yerr(rv_ymap_get_or_self(p->node, "delimiter"), RV_ERR_INVALID,
                       "%s: 'delimiter' must be one character other than '\"' and a line end",
                       what);
@@ -223,7 +223,7 @@ static rv_err *file_open(void *state, rv_op_ctx *ctx)
     st->batch = (uint32_t)st->cfg->batch_size;
     st->fd = -1;
     rv_line_decoder_init(&st->dec, rv_ctx_output_schema(ctx), st->cfg->format == 1,
-                         st->cfg->delimiter[0], (size_t)st->cfg->max_line_bytes);
+                         rv_line_delimiter(st->cfg->delimiter), (size_t)st->cfg->max_line_bytes);
     struct stat sb;
     if (stat(st->cfg->path, &sb) != 0) {
         rv_err *err = rv_err_new(RV_ERR_IO, "cannot read '%s': %s", st->cfg->path,

@@ -176,9 +176,11 @@ rv_line_status rv_line_next(rv_line_reader *r, const char **line, size_t *len)
 
 #define RAW_MAX 4096
 
-bool rv_line_delimiter_ok(const char *delim)
+char rv_line_delimiter(const char *delim)
 {
-    return strlen(delim) == 1 && delim[0] != '"' && delim[0] != '\n' && delim[0] != '\r';
+    char c = ',';
+    rv_csv_delimiter_parse(delim, &c); /* validated at planning */
+    return c;
 }
 
 void rv_line_decoder_init(rv_line_decoder *d, rv_schema *schema, bool csv, char delimiter,

@@ -78,9 +78,9 @@ typedef struct rv_line_decoder {
     char reason[256];
 } rv_line_decoder;
 
-/* True when delim is usable as a CSV delimiter: one byte other than '"',
- * "\r" and "\n". */
-bool rv_line_delimiter_ok(const char *delim);
+/* The delimiter character of a validated `delimiter` key (see
+ * rv_csv_delimiter_parse; sources check it when the job is planned). */
+char rv_line_delimiter(const char *delim);
 
 /* Prepares d for rows of schema (a reference is taken by the readers) in
  * CSV (delimiter) or JSON lines. max_line_bytes is the reader's limit (0:

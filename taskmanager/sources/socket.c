@@ -115,7 +115,7 @@ static rv_err *sock_plan(rv_plan *p)
         err = rv_yerr(rv_ymap_get_or_self(p->node, "until_closed"), RV_ERR_INVALID,
                       "%s: 'until_closed' is for mode: listen; a connect source ends when the "
                       "peer closes", what);
-    else if (!rv_line_delimiter_ok(cfg->delimiter))
+    else if (!rv_csv_delimiter_parse(cfg->delimiter, &(char){0}))
         err = rv_yerr(rv_ymap_get_or_self(p->node, "delimiter"), RV_ERR_INVALID,
                       "%s: 'delimiter' must be one character other than '\"' and a line end",
                       what);
@@ -202,7 +202,7 @@ static rv_err *sock_open(void *state, rv_op_ctx *ctx)
     st->batch = (uint32_t)st->cfg->batch_size;
     st->lfd = st->cfd = -1;
     if (st->cfg->format == 1 && !st->cfg->header)
-        rv_csv_format_header(st->schema, st->cfg->delimiter[0], &st->header);
+        rv_csv_format_header(st->schema, rv_line_delimiter(st->cfg->delimiter), &st->header);
     rv_err *err = NULL;
     if (st->cfg->mode == MODE_LISTEN) {
         err = start_listen(st);
@@ -229,7 +229,7 @@ static void add_conn(sock_state *st, int fd, const char *peer)
     conn *c = rv_xcalloc(1, sizeof(*c));
     c->fd = fd;
     c->lr = rv_line_reader_new(fd, (size_t)st->cfg->max_line_bytes, false);
-    rv_line_decoder_init(&c->dec, st->schema, st->cfg->format == 1, st->cfg->delimiter[0],
+    rv_line_decoder_init(&c->dec, st->schema, st->cfg->format == 1, rv_line_delimiter(st->cfg->delimiter),
                          (size_t)st->cfg->max_line_bytes);
     const char *why = NULL;
     if (st->header.len)

@@ -371,14 +371,22 @@ Test(rv_line_decoder, csv_bad_header_rejects_rows)
     rv_schema_unref(s);
 }
 
-Test(rv_line_decoder, delimiter_check)
+Test(rv_csv_delimiter, accepts_one_safe_character_or_tab_names)
 {
-    cr_assert(rv_line_delimiter_ok(","));
-    cr_assert(rv_line_delimiter_ok("\t"));
-    cr_assert(rv_line_delimiter_ok(";"));
-    cr_assert_not(rv_line_delimiter_ok(""));
-    cr_assert_not(rv_line_delimiter_ok(",,"));
-    cr_assert_not(rv_line_delimiter_ok("\""));
-    cr_assert_not(rv_line_delimiter_ok("\n"));
-    cr_assert_not(rv_line_delimiter_ok("\r"));
+    struct {
+        const char *in;
+        bool ok;
+        char want;
+    } cases[] = {
+        {",", true, ','}, {"\t", true, '\t'}, {"tab", true, '\t'}, {"\\t", true, '\t'}, {";", true, ';'},
+        {"", false, 0},   {",,", false, 0},     {"\"", false, 0},   {"\n", false, 0},    {"\r", false, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char got = 0;
+        cr_assert_eq(rv_csv_delimiter_parse(cases[i].in, &got), cases[i].ok, "case %zu", i);
+        if (cases[i].ok) {
+            cr_assert_eq(got, cases[i].want, "case %zu", i);
+            cr_assert_eq(rv_line_delimiter(cases[i].in), cases[i].want, "case %zu", i);
+        }
+    }
 }
