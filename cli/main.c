@@ -67,33 +67,41 @@ static void usage(FILE *out)
             "  help                 this text\n");
 }
 
-static int load(const char *path, int parallelism, rv_jobspec **js)
+/* Reads a job file, applies --set overrides and the parallelism (> 0),
+ * and plans it. Prints the error and returns 2 if anything is wrong. On
+ * success *js is the plan and, if text is not NULL, *text and *len the final
+ * job text (freed by the caller). */
+static int load_job(const char *path, const char *const *sets, int nsets, int parallelism, char **text, size_t *len,
+                    rv_jobspec **js)
 {
-    rv_err *err = rv_jobspec_load(path, js);
+    char *raw = NULL, *final = NULL;
+    size_t n = 0, flen = 0;
+    *js = NULL;
+    rv_err *err = rv_file_read(path, RV_JOBSPEC_MAX_BYTES, &raw, &n);
+    if (err)
+        err = rv_err_wrap(err, "job file");
+    else
+        err = rv_override_apply(raw, n, path, sets, nsets, &final, &flen);
+    free(raw);
+    if (!err)
+        err = rv_jobspec_parse(final, flen, path, js);
     if (!err && parallelism > 0)
         err = rv_jobspec_set_parallelism(*js, parallelism);
     if (err) {
         fprintf(stderr, "%s\n", rv_err_msg(err));
         rv_err_free(err);
-        if (*js)
-            rv_jobspec_unref(*js);
+        rv_jobspec_unref(*js);
         *js = NULL;
+        free(final);
         return 2;
     }
+    if (text) {
+        *text = final;
+        *len = flen;
+    } else {
+        free(final);
+    }
     return 0;
-}
-
-/* Reads a job file and applies --set overrides. */
-static rv_err *read_job(const char *path, const char *const *sets, int nsets, char **text, size_t *len)
-{
-    char *raw = NULL;
-    size_t n = 0;
-    rv_err *err = rv_file_read(path, RV_JOBSPEC_MAX_BYTES, &raw, &n);
-    if (err)
-        return rv_err_wrap(err, "job file");
-    err = rv_override_apply(raw, n, path, sets, nsets, text, len);
-    free(raw);
-    return err;
 }
 
 static double cpu_seconds(void)
@@ -145,24 +153,11 @@ static int cmd_run(int argc, char **argv)
     const char *path = argv[optind];
     char *text = NULL;
     size_t len = 0;
-    rv_err *err = read_job(path, sets, nsets, &text, &len);
-    if (err) {
-        fprintf(stderr, "%s\n", rv_err_msg(err));
-        rv_err_free(err);
-        return 2;
-    }
     /* Validate first: a bad file is exit code 2 before anything starts. */
     rv_jobspec *js = NULL;
-    err = rv_jobspec_parse(text, len, path, &js);
-    if (!err && parallelism > 0)
-        err = rv_jobspec_set_parallelism(js, parallelism);
-    if (err) {
-        fprintf(stderr, "%s\n", rv_err_msg(err));
-        rv_err_free(err);
-        rv_jobspec_unref(js);
-        free(text);
-        return 2;
-    }
+    int rc = load_job(path, sets, nsets, parallelism, &text, &len, &js);
+    if (rc)
+        return rc;
     rv_job_graph *g = rv_job_graph_build(js);
     int slots = rv_job_graph_slots(g);
     rv_job_graph_free(g);
@@ -179,6 +174,7 @@ static int cmd_run(int argc, char **argv)
     rv_tm_config tcfg = {.coordinator = coord_url, .slots = slots, .data_listen = data_url, .name = "tm-0"};
     rv_coord *coord = NULL;
     rv_tm_client *tm = NULL;
+    rv_err *err = NULL;
     if ((err = rv_coord_new(&ccfg, &coord)) || (err = rv_tm_client_start(&tcfg, &tm))) {
         fprintf(stderr, "rivulet: %s\n", rv_err_msg(err));
         rv_err_free(err);
@@ -255,7 +251,7 @@ static int cmd_validate(int argc, char **argv)
         return 2;
     }
     rv_jobspec *js = NULL;
-    int rc = load(argv[1], 0, &js);
+    int rc = load_job(argv[1], NULL, 0, 0, NULL, NULL, &js);
     if (rc)
         return rc;
     printf("%s: ok (job '%s', %d nodes)\n", argv[1], js->name, js->nnodes);
@@ -290,7 +286,7 @@ static int cmd_plan(int argc, char **argv)
         return 2;
     }
     rv_jobspec *js = NULL;
-    int rc = load(file, parallelism, &js);
+    int rc = load_job(file, NULL, 0, parallelism, NULL, NULL, &js);
     if (rc)
         return rc;
     rv_job_graph *g = rv_job_graph_build(js);

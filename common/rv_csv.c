@@ -329,12 +329,7 @@ void rv_csv_format_row(const rv_batch *b, uint32_t row, char delimiter, rv_ts_fo
             continue;
         size_t start = out->len;
         switch (c->type) {
-        case RV_T_BOOL:
-            if (c->d.b[row])
-                rv_buf_append(out, "true", 4);
-            else
-                rv_buf_append(out, "false", 5);
-            break;
+        case RV_T_BOOL: rv_buf_put_bool(out, c->d.b[row]); break;
         case RV_T_INT64: rv_buf_put_i64(out, c->d.i64[row]); break;
         case RV_T_FLOAT64:
             if (isfinite(c->d.f64[row]))

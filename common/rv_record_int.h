@@ -27,6 +27,14 @@ static inline void rv_buf_putc(rv_buf *b, char c)
 }
 /* Decimal integer. */
 void rv_buf_put_i64(rv_buf *b, int64_t v);
+/* "true" or "false". */
+static inline void rv_buf_put_bool(rv_buf *b, bool v)
+{
+    if (v)
+        rv_buf_append(b, "true", 4);
+    else
+        rv_buf_append(b, "false", 5);
+}
 /* Shortest decimal text that reads back as exactly v ("%.15g" .. "%.17g");
  * an integral value gets ".0" so it still reads as a float. v finite. */
 void rv_buf_put_f64(rv_buf *b, double v);

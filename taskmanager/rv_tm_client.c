@@ -100,24 +100,35 @@ static void free_metrics(metrics_acc *a)
 
 /* ---- runtime -> coordinator ---- */
 
-static void on_job_done(void *arg, const char *job_id, rv_task_state state, const char *error)
+/* Reports the end of a job's part here (metrics may be NULL). */
+static void send_job_done(rv_tm_client *c, const char *job_id, Rivulet__JobOnTmDone__State state, const char *error,
+                          const metrics_acc *metrics)
 {
-    rv_tm_client *c = arg;
-    metrics_acc acc = {0};
-    rv_tm_each_metrics(c->tm, job_id, add_metrics, &acc);
     Rivulet__JobOnTmDone d = RIVULET__JOB_ON_TM_DONE__INIT;
     d.job_id = (char *)job_id;
-    d.state = state == RV_TASK_FINISHED ? RIVULET__JOB_ON_TM_DONE__STATE__FINISHED
-              : state == RV_TASK_FAILED ? RIVULET__JOB_ON_TM_DONE__STATE__FAILED
-                                        : RIVULET__JOB_ON_TM_DONE__STATE__CANCELED;
+    d.state = state;
     d.error = (char *)(error ? error : "");
-    d.n_metrics = acc.n;
-    d.metrics = acc.items;
+    if (metrics) {
+        d.n_metrics = metrics->n;
+        d.metrics = metrics->items;
+    }
     rv_envelope env;
     rv_proto_init(&env);
     env.body_case = RIVULET__ENVELOPE__BODY_JOB_DONE;
     env.job_done = &d;
     send_env(c, &env);
+}
+
+static void on_job_done(void *arg, const char *job_id, rv_task_state state, const char *error)
+{
+    rv_tm_client *c = arg;
+    metrics_acc acc = {0};
+    rv_tm_each_metrics(c->tm, job_id, add_metrics, &acc);
+    send_job_done(c, job_id,
+                  state == RV_TASK_FINISHED ? RIVULET__JOB_ON_TM_DONE__STATE__FINISHED
+                  : state == RV_TASK_FAILED ? RIVULET__JOB_ON_TM_DONE__STATE__FAILED
+                                            : RIVULET__JOB_ON_TM_DONE__STATE__CANCELED,
+                  error, &acc);
     free_metrics(&acc);
     done_job *dj = rv_xcalloc(1, sizeof(*dj));
     dj->id = rv_xstrdup(job_id);
@@ -150,15 +161,7 @@ static void release(rv_tm_client *c, const char *job_id)
 static void report_failure(rv_tm_client *c, const char *job_id, rv_err *err)
 {
     RV_LOG_WARN(c->name, "job %s: %s", job_id, rv_err_msg(err));
-    Rivulet__JobOnTmDone d = RIVULET__JOB_ON_TM_DONE__INIT;
-    d.job_id = (char *)job_id;
-    d.state = RIVULET__JOB_ON_TM_DONE__STATE__FAILED;
-    d.error = (char *)rv_err_msg(err);
-    rv_envelope env;
-    rv_proto_init(&env);
-    env.body_case = RIVULET__ENVELOPE__BODY_JOB_DONE;
-    env.job_done = &d;
-    send_env(c, &env);
+    send_job_done(c, job_id, RIVULET__JOB_ON_TM_DONE__STATE__FAILED, rv_err_msg(err), NULL);
     rv_err_free(err);
 }
 
