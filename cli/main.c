@@ -52,6 +52,7 @@ static void usage(FILE *out)
             "      -q, --quiet           log warnings and errors only\n"
             "      -v, --verbose         log debug messages\n"
             "      --stats               print records, time and CPU per record at the end\n"
+            "      --state-dir DIR       where keyed state spills to RocksDB (default: a temp dir, removed)\n"
             "  validate <job.yaml>  check a job file and report every problem's line:column\n"
             "  plan <job.yaml>      print tasks, chaining, parallelism and partitioning\n"
             "      --dot                 as a Graphviz graph\n"
@@ -122,7 +123,9 @@ static int cmd_run(int argc, char **argv)
                                          {"quiet", no_argument, NULL, 'q'},
                                          {"verbose", no_argument, NULL, 'v'},
                                          {"stats", no_argument, NULL, 's'},
+                                         {"state-dir", required_argument, NULL, 'D'},
                                          {NULL, 0, NULL, 0}};
+    const char *state_dir = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "p:qv", opts, NULL)) != -1) {
         switch (c) {
@@ -136,6 +139,7 @@ static int cmd_run(int argc, char **argv)
         case 'q': rv_log_set_level(RV_LOG_LVL_WARN); break;
         case 'v': rv_log_set_level(RV_LOG_LVL_DEBUG); break;
         case 's': stats = true; break;
+        case 'D': state_dir = optarg; break;
         case 'S':
             if (nsets == 64) {
                 fprintf(stderr, "rivulet run: at most 64 --set options\n");
@@ -171,7 +175,8 @@ static int cmd_run(int argc, char **argv)
     snprintf(data_url, sizeof(data_url), "inproc://rivulet-%d-data", (int)getpid());
     rv_coord_config ccfg = {.listen = coord_url, .heartbeat_interval_ms = 1000, .heartbeat_timeout_ms = 10000,
                             .slot_wait_timeout_ms = 10000};
-    rv_tm_config tcfg = {.coordinator = coord_url, .slots = slots, .data_listen = data_url, .name = "tm-0"};
+    rv_tm_config tcfg = {.coordinator = coord_url, .slots = slots, .data_listen = data_url, .name = "tm-0",
+                            .state_dir = (char *)state_dir};
     rv_coord *coord = NULL;
     rv_tm_client *tm = NULL;
     rv_err *err = NULL;

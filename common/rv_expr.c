@@ -209,6 +209,14 @@ static rv_type agg_result(rv_efn fn, rv_type t, bool *ok)
     case RV_FN_AVG:
         *ok = t == RV_T_INT64 || t == RV_T_FLOAT64;
         return RV_T_FLOAT64;
+    case RV_FN_FIRST:
+    case RV_FN_LAST:
+        *ok = t != RV_T_NULL;
+        return t;
+    case RV_FN_COUNT_DISTINCT:
+    case RV_FN_APPROX_COUNT_DISTINCT:
+        *ok = t != RV_T_NULL;
+        return RV_T_INT64;
     default:
         *ok = t == RV_T_INT64 || t == RV_T_FLOAT64 || t == RV_T_TIMESTAMP || t == RV_T_STRING;
         return t;
@@ -222,6 +230,10 @@ static rv_agg_kind agg_kind(rv_efn fn)
     case RV_FN_SUM: return RV_AGG_SUM;
     case RV_FN_MIN: return RV_AGG_MIN;
     case RV_FN_MAX: return RV_AGG_MAX;
+    case RV_FN_FIRST: return RV_AGG_FIRST;
+    case RV_FN_LAST: return RV_AGG_LAST;
+    case RV_FN_COUNT_DISTINCT: return RV_AGG_COUNT_DISTINCT;
+    case RV_FN_APPROX_COUNT_DISTINCT: return RV_AGG_APPROX_COUNT_DISTINCT;
     default: return RV_AGG_AVG;
     }
 }
@@ -281,7 +293,9 @@ static rv_err *extract_aggs(agg_build *ab, rv_enode **np)
         if (!ok) {
             rv_expr_free(arg);
             snprintf(msg, sizeof(msg), "%s() needs %s, got %s", fi->name,
-                     fi->fn == RV_FN_SUM || fi->fn == RV_FN_AVG ? "a number" : "a number, timestamp or string",
+                     fi->fn == RV_FN_SUM || fi->fn == RV_FN_AVG                             ? "a number"
+                     : fi->fn == RV_FN_MIN || fi->fn == RV_FN_MAX ? "a number, timestamp or string"
+                                                                  : "a typed value (cast a bare null, e.g. int(null))",
                      rv_type_name(at));
             return agg_err(ab, arg_pos, RV_ERR_TYPE, msg);
         }

@@ -64,16 +64,28 @@ rv_code rv_expr_eval(rv_expr *e, const rv_batch *in, rv_column *out);
 uint32_t rv_expr_select(rv_expr *e, const rv_batch *in, uint32_t *sel);
 
 /* Aggregate expressions: `src` may contain aggregate calls (count() sum(x)
- * min(x) max(x) avg(x)) combined with ordinary operators and literals,
+ * min(x) max(x) avg(x) first(x) last(x) count_distinct(x)
+ * approx_count_distinct(x)) combined with ordinary operators and literals,
  * e.g. "sum(requests) / 10". Fields may appear only inside aggregate
  * calls; aggregates may not nest. */
-typedef enum { RV_AGG_COUNT, RV_AGG_SUM, RV_AGG_MIN, RV_AGG_MAX, RV_AGG_AVG } rv_agg_kind;
+typedef enum {
+    RV_AGG_COUNT,
+    RV_AGG_SUM,
+    RV_AGG_MIN,
+    RV_AGG_MAX,
+    RV_AGG_AVG,
+    RV_AGG_FIRST,
+    RV_AGG_LAST,
+    RV_AGG_COUNT_DISTINCT,
+    RV_AGG_APPROX_COUNT_DISTINCT,
+} rv_agg_kind;
 
 typedef struct rv_agg_call {
     rv_agg_kind kind;
     rv_expr *arg;       /* compiled against `in`; NULL for count() */
     rv_type arg_type;   /* RV_T_NULL for count() */
-    rv_type result_type; /* count: int64; sum: int64 or float64; min/max: arg type; avg: float64 */
+    rv_type result_type; /* count, count_distinct, approx_count_distinct: int64; sum: int64 or float64;
+                            min/max/first/last: arg type; avg: float64 */
 } rv_agg_call;
 
 typedef struct rv_agg_expr {

@@ -46,6 +46,10 @@ static const rv_efunc_info funcs[] = {
     {"min", RV_FN_MIN, 1, 1, {RV_TM_ANY, 0, 0}, true},
     {"max", RV_FN_MAX, 1, 1, {RV_TM_ANY, 0, 0}, true},
     {"avg", RV_FN_AVG, 1, 1, {RV_TM_ANY, 0, 0}, true},
+    {"first", RV_FN_FIRST, 1, 1, {RV_TM_ANY, 0, 0}, true},
+    {"last", RV_FN_LAST, 1, 1, {RV_TM_ANY, 0, 0}, true},
+    {"count_distinct", RV_FN_COUNT_DISTINCT, 1, 1, {RV_TM_ANY, 0, 0}, true},
+    {"approx_count_distinct", RV_FN_APPROX_COUNT_DISTINCT, 1, 1, {RV_TM_ANY, 0, 0}, true},
 };
 
 #undef S
@@ -59,6 +63,7 @@ static const char *const func_names[] = {
     "if", "coalesce", "lower", "upper", "len", "contains", "starts_with", "ends_with",
     "substr", "split_index", "regex_extract", "abs", "round", "hour", "int", "float",
     "string", "bool", "timestamp", "count", "sum", "min", "max", "avg",
+    "first", "last", "count_distinct", "approx_count_distinct",
 };
 
 _Static_assert(sizeof(func_names) / sizeof(func_names[0]) == NFUNCS, "one name per function");

@@ -1,7 +1,9 @@
-/* rv_file: whole-file reads with a size limit. */
+/* rv_file: whole-file reads with a size limit; mkdir -p and rm -rf. */
 #include "rv_file.h"
 
 #include <errno.h>
+#include <ftw.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,5 +40,44 @@ rv_err *rv_file_read(const char *path, size_t max, char **text, size_t *len)
     buf[n] = '\0';
     *text = buf;
     *len = n;
+    return NULL;
+}
+
+rv_err *rv_file_mkdirs(const char *path)
+{
+    char *p = rv_xstrdup(path);
+    for (char *c = p + 1;; c++) {
+        if (*c != '/' && *c != '\0')
+            continue;
+        char saved = *c;
+        *c = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+            rv_err *err = rv_err_new(RV_ERR_IO, "cannot create directory %s: %s", p, strerror(errno));
+            free(p);
+            return err;
+        }
+        *c = saved;
+        if (saved == '\0')
+            break;
+    }
+    free(p);
+    return NULL;
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)sb;
+    (void)type;
+    (void)ftw;
+    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+rv_err *rv_file_remove_tree(const char *path)
+{
+    struct stat sb;
+    if (lstat(path, &sb) != 0 && errno == ENOENT)
+        return NULL;
+    if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return rv_err_new(RV_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
     return NULL;
 }

@@ -125,7 +125,11 @@ static void chain_name(const rv_job_graph *g, int t, char *buf, size_t cap)
         snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s", k ? " -> " : "", g->spec->nodes[g->tasks[t].nodes[k]].id);
 }
 
-static const char *port_suffix(int port) { return port == RV_PORT_DEAD_LETTER ? ".dead_letter" : ""; }
+static const char *port_suffix(int port)
+{
+    static const char *const suffixes[RV_NPORTS] = {"", ".dead_letter", ".late"};
+    return port > 0 && port < RV_NPORTS ? suffixes[port] : "";
+}
 
 void rv_job_graph_print(const rv_job_graph *g, FILE *out)
 {

@@ -25,7 +25,7 @@ typedef struct job_keys {
     int64_t max_parallelism;
     int64_t buffer_timeout_ms;
     int64_t channel_capacity;
-    const rv_ynode *sources, *operators, *sinks;
+    const rv_ynode *sources, *operators, *sinks, *state;
 } job_keys;
 
 static const rv_cfg_key job_table[] = {
@@ -34,14 +34,48 @@ static const rv_cfg_key job_table[] = {
     {"max_parallelism", RV_CFG_INT, "128", offsetof(job_keys, max_parallelism), "Number of key groups: the upper bound of any keyed node's parallelism, fixed for the life of the job's state.", NULL, 0, 1, 32768},
     {"buffer_timeout", RV_CFG_DURATION, "5ms", offsetof(job_keys, buffer_timeout_ms), "Longest time a partly filled output buffer waits before it is sent (bounds latency at low load).", NULL, 0, 0, 60000},
     {"channel_capacity", RV_CFG_INT, "8", offsetof(job_keys, channel_capacity), "Batches a local channel holds before its producer blocks (backpressure).", NULL, 0, 1, 4096},
+    {"state", RV_CFG_NODE, NULL, offsetof(job_keys, state), "Keyed state settings of every stateful operator: `{backend: rocksdb, memory_budget: 256MiB}` (keys below).", NULL, 0, 0, 0},
     {"sources", RV_CFG_NODE, NULL, offsetof(job_keys, sources), "List of sources.", NULL, RV_CFG_REQUIRED, 0, 0},
     {"operators", RV_CFG_NODE, NULL, offsetof(job_keys, operators), "List of operators (may be empty).", NULL, 0, 0, 0},
     {"sinks", RV_CFG_NODE, NULL, offsetof(job_keys, sinks), "List of sinks.", NULL, RV_CFG_REQUIRED, 0, 0},
 };
 #define NJOB_KEYS (sizeof(job_table) / sizeof(job_table[0]))
 
+static const char *const backend_names[] = {"rocksdb", "memory", NULL};
+
+typedef struct state_keys {
+    int backend;
+    int64_t memory_budget;
+} state_keys;
+
+static const rv_cfg_key state_table[] = {
+    {"backend", RV_CFG_ENUM, "rocksdb", offsetof(state_keys, backend), "`rocksdb`: hot keys in memory, the rest spills to RocksDB in the task manager's state directory; `memory`: everything in memory (fastest; the job needs memory for all of its state).", backend_names, 0, 0, 0},
+    {"memory_budget", RV_CFG_SIZE, "256MiB", offsetof(state_keys, memory_budget), "Memory for the in-memory state cache of each stateful operator instance. Past it, `rocksdb` evicts cold entries to disk; `memory` logs a warning once.", NULL, 0, 65536, (int64_t)1 << 50},
+};
+#define NSTATE_KEYS (sizeof(state_table) / sizeof(state_table[0]))
+
+static rv_err *parse_state(const rv_ynode *v, rv_state_conf *out)
+{
+    out->backend = RV_STATE_ROCKSDB;
+    out->memory_budget = RV_STATE_DEFAULT_BUDGET;
+    if (!v)
+        return NULL;
+    if (v->kind != RV_YAML_MAP)
+        return rv_yerr(v, RV_ERR_INVALID, "'state' must be a map, e.g. {backend: rocksdb, memory_budget: 256MiB}");
+    state_keys sk;
+    memset(&sk, 0, sizeof(sk));
+    rv_err *err = rv_config_apply(state_table, NSTATE_KEYS, v, NULL, "state", &sk);
+    if (err)
+        return err;
+    out->backend = sk.backend == 1 ? RV_STATE_MEMORY : RV_STATE_ROCKSDB;
+    out->memory_budget = sk.memory_budget;
+    return NULL;
+}
+
 static const char *const on_error_names[] = {"fail", "skip", "dead_letter", NULL};
-static const char *const port_names[RV_NPORTS] = {"", "dead_letter"};
+static const char *const port_names[RV_NPORTS] = {"", "dead_letter", "late"};
+
+const char *rv_port_name(int port) { return port > 0 && port < RV_NPORTS ? port_names[port] : ""; }
 
 /* Keys every node may carry, by kind. */
 static const char *const source_common[] = {"id", "type", "parallelism", "schema", "event_time", "on_error", NULL};
@@ -306,7 +340,7 @@ static rv_err *parse_node(rv_jobspec *js, rv_node *n, raw_node *raw, const rv_yn
         n->on_error = (rv_on_error)k;
     }
     const rv_ynode *kb = rv_ymap_get(map, "key_by");
-    if (kb && !(pl->flags & RV_PLUGIN_KEYED))
+    if (kb && !(pl->flags & (RV_PLUGIN_KEYED | RV_PLUGIN_STATEFUL)))
         return rv_yerr(rv_ymap_key(map, "key_by"), RV_ERR_INVALID, "%s: '%s' is not keyed and takes no 'key_by'", what, pl->name);
     if (!kb && (pl->flags & RV_PLUGIN_KEYED))
         return rv_yerr(map, RV_ERR_INVALID, "%s: '%s' needs 'key_by' (the fields that partition its state)", what, pl->name);
@@ -345,7 +379,7 @@ static rv_err *resolve_ref(rv_jobspec *js, const rv_ynode *s, const char *what, 
             if (strcmp(dot + 1, port_names[port]) == 0)
                 break;
         if (port == RV_NPORTS) {
-            rv_err *err = rv_yerr(s, RV_ERR_NOT_FOUND, "%s: unknown output '%s' of '%s' (side outputs: dead_letter)", what, dot + 1, name);
+            rv_err *err = rv_yerr(s, RV_ERR_NOT_FOUND, "%s: unknown output '%s' of '%s' (side outputs: dead_letter of sources, late of window_aggregate)", what, dot + 1, name);
             free(name);
             return err;
         }
@@ -372,7 +406,33 @@ static rv_err *resolve_ref(rv_jobspec *js, const rv_ynode *s, const char *what, 
     return NULL;
 }
 
-static rv_err *resolve_inputs(rv_jobspec *js, raw_node *raws)
+/* `late_output: <id>` on an operator makes node <id> read its late port:
+ * late_of[id] = the operator's index (-1 elsewhere). */
+static rv_err *resolve_late_outputs(rv_jobspec *js, raw_node *raws, int *late_of)
+{
+    for (int i = 0; i < js->nnodes; i++)
+        late_of[i] = -1;
+    for (int i = 0; i < js->nnodes; i++) {
+        const rv_ynode *lo = rv_ymap_get(js->nodes[i].ynode, "late_output");
+        if (!lo || js->nodes[i].plugin->kind != RV_PLUGIN_OPERATOR)
+            continue;
+        int t = lo->kind == RV_YAML_SCALAR ? rv_jobspec_find(js, lo->str) : -1;
+        if (t < 0 || js->nodes[t].plugin->kind == RV_PLUGIN_SOURCE)
+            return rv_yerr(lo, RV_ERR_NOT_FOUND, "operator '%s': late_output must name a sink or operator of this job",
+                           js->nodes[i].id);
+        if (raws[t].input_nodes)
+            return rv_yerr(raws[t].input_nodes, RV_ERR_INVALID,
+                           "%s '%s' is the late_output of '%s', so it takes no 'input' of its own",
+                           rv_plugin_kind_name(js->nodes[t].plugin->kind), js->nodes[t].id, js->nodes[i].id);
+        if (late_of[t] >= 0)
+            return rv_yerr(lo, RV_ERR_INVALID, "'%s' is already the late_output of '%s'", js->nodes[t].id,
+                           js->nodes[late_of[t]].id);
+        late_of[t] = i;
+    }
+    return NULL;
+}
+
+static rv_err *resolve_node_inputs(rv_jobspec *js, raw_node *raws, const int *late_of)
 {
     for (int i = 0; i < js->nnodes; i++) {
         rv_node *n = &js->nodes[i];
@@ -381,6 +441,12 @@ static rv_err *resolve_inputs(rv_jobspec *js, raw_node *raws)
         if (n->plugin->kind == RV_PLUGIN_SOURCE)
             continue;
         const rv_ynode *in = raws[i].input_nodes;
+        if (!in && late_of[i] >= 0) {
+            n->ninputs = 1;
+            n->inputs = rv_xcalloc(1, sizeof(rv_input_ref));
+            n->inputs[0] = (rv_input_ref){.node = late_of[i], .port = RV_PORT_LATE};
+            continue;
+        }
         if (!in) {
             /* Default: the node listed just before this one. */
             if (i == 0 || js->nodes[i - 1].plugin->kind == RV_PLUGIN_SINK) {
@@ -409,6 +475,16 @@ static rv_err *resolve_inputs(rv_jobspec *js, raw_node *raws)
         }
     }
     return NULL;
+}
+
+static rv_err *resolve_inputs(rv_jobspec *js, raw_node *raws)
+{
+    int *late_of = rv_xcalloc((size_t)js->nnodes + 1, sizeof(int));
+    rv_err *err = resolve_late_outputs(js, raws, late_of);
+    if (!err)
+        err = resolve_node_inputs(js, raws, late_of);
+    free(late_of);
+    return err;
 }
 
 /* Kahn's algorithm; on a cycle, walks it to name every node on it. */
@@ -551,6 +627,11 @@ static rv_err *plan_node(rv_jobspec *js, rv_node *n)
     for (int k = 0; k < n->ninputs; k++) {
         ins[k] = rv_jobspec_port_schema(js, n->inputs[k]);
         in_ids[k] = js->nodes[n->inputs[k].node].id;
+        if (!ins[k]) {
+            const rv_ynode *at = rv_ymap_get(n->ynode, "input");
+            return rv_yerr(at ? at : n->ynode, RV_ERR_INVALID, "%s: '%s' has no %s output (only window_aggregate has one)",
+                           what, in_ids[k], rv_port_name(n->inputs[k].port));
+        }
     }
     if (n->plugin->kind == RV_PLUGIN_SOURCE && !n->declared)
         return rv_yerr(n->ynode, RV_ERR_INVALID, "%s: missing required key 'schema'", what);
@@ -592,6 +673,7 @@ static rv_err *plan_node(rv_jobspec *js, rv_node *n)
     if (n->plugin->kind != RV_PLUGIN_SINK && !p.output)
         return rv_err_new(RV_ERR_INTERNAL, "%s: plugin '%s' planned no output schema", what, n->plugin->name);
     n->outputs[RV_PORT_MAIN] = p.output;
+    n->outputs[RV_PORT_LATE] = p.late_output;
     if (n->plugin->kind == RV_PLUGIN_SOURCE)
         n->outputs[RV_PORT_DEAD_LETTER] = rv_dead_letter_schema();
     if (etf && p.output) {
@@ -694,6 +776,8 @@ rv_err *rv_jobspec_parse(const char *text, size_t len, const char *file, rv_jobs
     js->max_parallelism = (int)jk.max_parallelism;
     js->buffer_timeout_ms = jk.buffer_timeout_ms;
     js->channel_capacity = (int)jk.channel_capacity;
+    if ((err = parse_state(jk.state, &js->state)))
+        goto fail;
     if ((err = parse_section(js, &raws, jk.sources, RV_PLUGIN_SOURCE, "sources")) ||
         (err = parse_section(js, &raws, jk.operators, RV_PLUGIN_OPERATOR, "operators")) ||
         (err = parse_section(js, &raws, jk.sinks, RV_PLUGIN_SINK, "sinks")))
@@ -745,4 +829,6 @@ rv_err *rv_jobspec_set_parallelism(rv_jobspec *js, int p)
 void rv_jobspec_doc(FILE *out)
 {
     rv_config_doc(job_table, NJOB_KEYS, out);
+    fprintf(out, "\nKeys of `state`:\n\n");
+    rv_config_doc(state_table, NSTATE_KEYS, out);
 }

@@ -18,12 +18,13 @@
 #include "rv_err.h"
 #include "rv_plugin.h"
 #include "rv_schema.h"
+#include "rv_state_conf.h"
 #include "rv_yaml.h"
 
 typedef enum { RV_ON_ERROR_FAIL, RV_ON_ERROR_SKIP, RV_ON_ERROR_DEAD_LETTER } rv_on_error;
 
 /* Output ports of a node: the main output and side outputs. */
-enum { RV_PORT_MAIN = 0, RV_PORT_DEAD_LETTER = 1, RV_NPORTS = 2 };
+enum { RV_PORT_MAIN = 0, RV_PORT_DEAD_LETTER = 1, RV_PORT_LATE = 2, RV_NPORTS = 3 };
 
 typedef struct rv_input_ref {
     int node; /* index into rv_jobspec.nodes */
@@ -62,6 +63,7 @@ typedef struct rv_jobspec {
     int max_parallelism;
     int64_t buffer_timeout_ms;
     int channel_capacity; /* elements per local channel */
+    rv_state_conf state;  /* keyed state backend and budget */
     int nnodes;
     rv_node *nodes; /* topological order */
     rv_ydoc *doc;
@@ -84,7 +86,9 @@ void rv_jobspec_unref(rv_jobspec *js); /* accepts NULL */
 void rv_jobspec_doc(FILE *out);
 /* Index of a node by id, or -1. */
 int rv_jobspec_find(const rv_jobspec *js, const char *id);
-/* Schema of a node's output port. */
+/* "dead_letter", "late" ("" for the main port). */
+const char *rv_port_name(int port);
+/* Schema of a node's output port (NULL where the node has no such port). */
 rv_schema *rv_jobspec_port_schema(const rv_jobspec *js, rv_input_ref ref);
 /* Schema of dead-letter records: source, location, reason, raw, time. */
 rv_schema *rv_dead_letter_schema(void);

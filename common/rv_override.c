@@ -121,15 +121,34 @@ static rv_err *apply_one(char **text, size_t *len, const char *file, const char 
         return err;
     }
     const rv_ynode *map = rv_ydoc_root(doc);
-    const char *k = key;
+    char *k = key;
     char *dot = strchr(key, '.');
+    char *wrap = NULL; /* a missing nested map: the key is added as `wrap: {k: value}` */
     if (dot) {
         *dot = '\0';
-        map = find_node(map, key);
-        k = dot + 1;
-        if (!map) {
+        const rv_ynode *node = find_node(map, key);
+        if (!node && map->kind == RV_YAML_MAP && !rv_ymap_get(map, key) && !strchr(dot + 1, '.') &&
+            strcmp(key, "state") == 0) {
+            wrap = key; /* e.g. state.backend=memory on a job without a state map */
+        } else if (!node && map->kind == RV_YAML_MAP && rv_ymap_get(map, key)) {
+            node = rv_ymap_get(map, key); /* a job-level map, e.g. state.backend */
+        } else if (!node) {
             err = rv_err_new(RV_ERR_NOT_FOUND, "--set %s: the job has no node '%s'", set, key);
             goto out;
+        }
+        k = dot + 1;
+        if (node)
+            map = node;
+        /* Deeper keys walk nested maps: gen.fields.ts.rate */
+        while (!wrap && (dot = strchr(k, '.'))) {
+            *dot = '\0';
+            const rv_ynode *next = map->kind == RV_YAML_MAP ? rv_ymap_get(map, k) : NULL;
+            if (!next || next->kind != RV_YAML_MAP) {
+                err = rv_err_new(RV_ERR_NOT_FOUND, "--set %s: no map '%s' to set a key in", set, k);
+                goto out;
+            }
+            map = next;
+            k = dot + 1;
         }
     }
     if (map->kind != RV_YAML_MAP || (*text)[offset_of(*text, *len, map->line, map->col)] == '{') {
@@ -156,9 +175,18 @@ static rv_err *apply_one(char **text, size_t *len, const char *file, const char 
         }
         size_t off = offset_of(*text, *len, first->line, first->col);
         rv_buf_append(&out, *text, off);
-        rv_buf_printf(&out, "%s: ", k);
-        quote_value(value, &out);
-        rv_buf_append(&out, "\n", 1);
+        if (wrap) { /* a block map of its own, so later overrides can edit it */
+            rv_buf_printf(&out, "%s:\n", wrap);
+            for (int c = 1; c < first->col + 2; c++)
+                rv_buf_append(&out, " ", 1);
+            rv_buf_printf(&out, "%s: ", k);
+            quote_value(value, &out);
+            rv_buf_append(&out, "\n", 1);
+        } else {
+            rv_buf_printf(&out, "%s: ", k);
+            quote_value(value, &out);
+            rv_buf_append(&out, "\n", 1);
+        }
         for (int c = 1; c < first->col; c++)
             rv_buf_append(&out, " ", 1);
         rv_buf_append(&out, *text + off, *len - off);

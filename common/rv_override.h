@@ -3,9 +3,11 @@
  *
  * A key is a job-level key (`parallelism=4`, `buffer_timeout=10ms`) or
  * `<node id>.<key>` for a key of one source, operator or sink
- * (`logs.path=/data/in`, `gen.count=1000`). An existing scalar value is
- * replaced in place; a missing key is added to the node's (or the job's)
- * block map. The result is validated like any job file. Nested values
+ * (`logs.path=/data/in`, `gen.count=1000`), or a key of a nested block
+ * map of a node or of the job (`gen.fields.ts.rate=100`,
+ * `state.backend=memory`; a missing `state` map is added). An existing
+ * scalar value is replaced in place; a missing key is added to its block
+ * map. The result is validated like any job file. Nested values
  * (maps, lists) and flow-style (`{...}`) nodes cannot be overridden. */
 #ifndef RV_OVERRIDE_H
 #define RV_OVERRIDE_H

@@ -37,6 +37,7 @@ typedef enum { RV_PLUGIN_SOURCE, RV_PLUGIN_OPERATOR, RV_PLUGIN_SINK } rv_plugin_
 
 #define RV_PLUGIN_KEYED 1u       /* requires key_by; a hash exchange precedes it */
 #define RV_PLUGIN_MULTI_INPUT 2u /* accepts `inputs: [...]` (several inputs) */
+#define RV_PLUGIN_STATEFUL 4u    /* gets keyed state: rv_ctx_state(); key_by optional */
 
 /* Result of a source's poll(). */
 typedef enum {
@@ -64,9 +65,13 @@ typedef struct rv_plan {
     /* out */
     rv_schema *output;      /* set by plan() (sources and operators); reference moved */
     int max_parallelism;    /* 0: any; 1: this node must run with parallelism 1 */
+    /* Operators: schema of the `<id>.late` side output (rows too late for
+     * their window), or NULL when the operator has none (reference moved). */
+    rv_schema *late_output;
 } rv_plan;
 
 typedef struct rv_op_ctx rv_op_ctx; /* owned by the runtime */
+typedef struct rv_state rv_state;   /* taskmanager/state/rv_state.h */
 
 typedef struct rv_plugin {
     const char *name; /* the `type:` in YAML */
@@ -140,6 +145,17 @@ const char *rv_ctx_event_time_field(const rv_op_ctx *ctx);
  * Returns RV_ERR_CANCELED when the job is being canceled. b must have the
  * output schema. Empty batches are dropped. */
 rv_code rv_ctx_emit(rv_op_ctx *ctx, rv_batch *b);
+/* Operators with a late output: sends b (the late_output schema) to the
+ * `<id>.late` port (dropped when nothing reads it). Ownership as emit. */
+rv_code rv_ctx_emit_late(rv_op_ctx *ctx, rv_batch *b);
+/* RV_PLUGIN_STATEFUL operators: the instance's keyed state (rv_state.h),
+ * opened by the runtime before open() with the job's `state` settings in
+ * the task manager's state directory. The runtime calls
+ * rv_state_maintain() after every callback of the operator, so state
+ * pointers must not be kept across callbacks; a callback that touches much
+ * state (firing many windows) calls rv_state_maintain() itself where it
+ * holds no state pointers. */
+rv_state *rv_ctx_state(rv_op_ctx *ctx);
 /* Wall-clock milliseconds (processing time). */
 int64_t rv_ctx_now_ms(const rv_op_ctx *ctx);
 /* Current event-time watermark of this instance's input. */

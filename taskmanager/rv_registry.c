@@ -5,12 +5,12 @@
 #include "rv_plugin.h"
 
 extern const rv_plugin rv_source_generator, rv_source_file, rv_source_socket;
-extern const rv_plugin rv_op_filter, rv_op_map, rv_op_union, rv_op_window_aggregate;
+extern const rv_plugin rv_op_filter, rv_op_map, rv_op_union, rv_op_window_aggregate, rv_op_dedup, rv_op_top_n;
 extern const rv_plugin rv_sink_stdout, rv_sink_file, rv_sink_discard;
 
 static const rv_plugin *const registry[] = {
     &rv_source_generator, &rv_source_file, &rv_source_socket,
-    &rv_op_filter, &rv_op_map, &rv_op_union, &rv_op_window_aggregate,
+    &rv_op_filter, &rv_op_map, &rv_op_union, &rv_op_window_aggregate, &rv_op_dedup, &rv_op_top_n,
     &rv_sink_stdout, &rv_sink_file, &rv_sink_discard,
     NULL,
 };

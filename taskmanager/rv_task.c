@@ -7,9 +7,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "rv_file.h"
 #include "rv_log.h"
 #include "rv_mem.h"
 #include "rv_plugin.h"
+#include "rv_state.h"
 
 /* How long an idle loop sleeps at most before re-checking cancel. */
 #define IDLE_WAIT_NS (50 * 1000000LL)
@@ -19,6 +21,7 @@
 struct rv_job_run {
     char *id;
     char *tm_name;
+    char *state_dir; /* <task manager state dir>/<job id> */
     rv_job_graph *g;
     atomic_bool cancel;
     pthread_mutex_t mu;
@@ -37,6 +40,7 @@ struct op_inst {
     const rv_plugin *pl;
     int pos;
     void *state;
+    rv_state *kstate; /* RV_PLUGIN_STATEFUL operators */
     bool opened;
     rv_op_ctx ctx;
     rv_output **outs[RV_NPORTS];
@@ -100,11 +104,12 @@ const char *rv_task_state_name(rv_task_state s)
 
 /* ---- job run ---- */
 
-rv_job_run *rv_job_run_new(const char *job_id, rv_job_graph *g, const char *tm_name)
+rv_job_run *rv_job_run_new(const char *job_id, rv_job_graph *g, const char *tm_name, const char *state_dir)
 {
     rv_job_run *jr = rv_xcalloc(1, sizeof(*jr));
     jr->id = rv_xstrdup(job_id);
     jr->tm_name = rv_xstrdup(tm_name);
+    jr->state_dir = rv_xasprintf("%s/%s", state_dir, job_id);
     jr->g = g;
     atomic_init(&jr->cancel, false);
     pthread_mutex_init(&jr->mu, NULL);
@@ -116,6 +121,12 @@ void rv_job_run_free(rv_job_run *jr)
     if (!jr)
         return;
     rv_err_free(jr->err);
+    rv_err *err = rv_file_remove_tree(jr->state_dir);
+    if (err) {
+        RV_LOG_WARN(jr->tm_name, "%s", rv_err_msg(err));
+        rv_err_free(err);
+    }
+    free(jr->state_dir);
     pthread_mutex_destroy(&jr->mu);
     free(jr->id);
     free(jr->tm_name);
@@ -330,6 +341,31 @@ static rv_code fail_code(rv_subtask *st, op_inst *op, rv_code rc, const char *wh
     return rc;
 }
 
+/* After a callback of op returned rc: keeps op's keyed state within its
+ * budget (rv_state_maintain); a state failure fails the job. */
+static rv_code after_callback(rv_subtask *st, op_inst *op, rv_code rc)
+{
+    if (rc != RV_OK || !op->kstate)
+        return rc;
+    rv_err *err = rv_state_maintain(op->kstate);
+    if (!err)
+        return RV_OK;
+    rv_job_run_fail(st->jr, rv_err_wrap(err, "operator '%s'", op->node->id));
+    return RV_ERR_IO;
+}
+
+rv_state *rv_ctx_state(rv_op_ctx *ctx) { return ctx->op->kstate; }
+
+rv_code rv_ctx_emit_late(rv_op_ctx *ctx, rv_batch *b)
+{
+    rv_subtask *st = ctx->st;
+    rv_code rc = b->nrows ? send_to_outputs(ctx->op, RV_PORT_LATE, b) : RV_OK;
+    rv_batch_unref(b);
+    if (rc == RV_OK && canceled(st))
+        rc = RV_ERR_CANCELED;
+    return rc;
+}
+
 rv_code rv_ctx_emit(rv_op_ctx *ctx, rv_batch *b)
 {
     rv_subtask *st = ctx->st;
@@ -348,7 +384,7 @@ rv_code rv_ctx_emit(rv_op_ctx *ctx, rv_batch *b)
     if (op->pos + 1 < st->nops) {
         op_inst *next = &st->ops[op->pos + 1];
         next->rows_in += b->nrows;
-        rc = fail_code(st, next, next->pl->process(next->state, &next->ctx, 0, b), "process");
+        rc = fail_code(st, next, after_callback(st, next, next->pl->process(next->state, &next->ctx, 0, b)), "process");
     } else {
         add_relaxed(&st->m_out, b->nrows);
         rc = send_to_outputs(op, RV_PORT_MAIN, b);
@@ -448,7 +484,7 @@ static rv_code advance_watermark(rv_subtask *st, int64_t wm, int from)
     for (int k = from; k < st->nops; k++) {
         op_inst *op = &st->ops[k];
         if (op->pl->on_watermark) {
-            rv_code rc = op->pl->on_watermark(op->state, &op->ctx, wm);
+            rv_code rc = after_callback(st, op, op->pl->on_watermark(op->state, &op->ctx, wm));
             if (rc != RV_OK)
                 return fail_code(st, op, rc, "on_watermark");
         }
@@ -467,7 +503,7 @@ static rv_code fire_timers(rv_subtask *st)
         st->ntimers--;
         op_inst *op = &st->ops[t.op];
         if (op->pl->on_timer) {
-            rv_code rc = op->pl->on_timer(op->state, &op->ctx, t.when);
+            rv_code rc = after_callback(st, op, op->pl->on_timer(op->state, &op->ctx, t.when));
             if (rc != RV_OK)
                 return fail_code(st, op, rc, "on_timer");
         }
@@ -483,7 +519,7 @@ static rv_code finish_chain(rv_subtask *st, int from)
         return rc;
     for (int k = 0; k < st->nops; k++) {
         op_inst *op = &st->ops[k];
-        if (op->pl->finish && (rc = op->pl->finish(op->state, &op->ctx)) != RV_OK)
+        if (op->pl->finish && (rc = after_callback(st, op, op->pl->finish(op->state, &op->ctx))) != RV_OK)
             return fail_code(st, op, rc, "finish");
     }
     if ((rc = flush_dead_letters(st)) != RV_OK || (rc = flush_outputs(st, true)) != RV_OK)
@@ -583,7 +619,7 @@ static rv_code on_element(rv_subtask *st, in_chan *in, rv_elem el)
         st->idle_sent = false;
         add_relaxed(&st->m_in, el.u.b->nrows);
         head->rows_in += el.u.b->nrows;
-        rc = head->pl->process(head->state, &head->ctx, in->input, el.u.b);
+        rc = after_callback(st, head, head->pl->process(head->state, &head->ctx, in->input, el.u.b));
         rv_batch_unref(el.u.b);
         return fail_code(st, head, rc, "process");
     case RV_EL_WATERMARK:
@@ -682,7 +718,14 @@ static void *subtask_main(void *arg)
     for (; opened < st->nops; opened++) {
         op_inst *op = &st->ops[opened];
         op->state = rv_xcalloc(1, op->pl->state_size ? op->pl->state_size : 1);
-        rv_err *err = op->pl->open ? op->pl->open(op->state, &op->ctx) : NULL;
+        rv_err *err = NULL;
+        if (op->pl->flags & RV_PLUGIN_STATEFUL) {
+            char *dir = rv_xasprintf("%s/%s-%d", st->jr->state_dir, op->node->id, st->index);
+            err = rv_state_open(&st->js->state, dir, op->tag, &op->kstate);
+            free(dir);
+        }
+        if (!err && op->pl->open)
+            err = op->pl->open(op->state, &op->ctx);
         if (err) {
             rv_ctx_fail(&op->ctx, rv_err_wrap(err, "opening"));
             rc = RV_ERR_INVALID;
@@ -697,6 +740,8 @@ static void *subtask_main(void *arg)
         if (op->opened && op->pl->close)
             op->pl->close(op->state, &op->ctx);
         op->opened = false;
+        rv_state_close(op->kstate);
+        op->kstate = NULL;
         RV_LOG_DEBUG(op->tag, "rows in %llu, out %llu", (unsigned long long)op->rows_in, (unsigned long long)op->rows_out);
     }
     rv_task_state state = RV_TASK_FINISHED;

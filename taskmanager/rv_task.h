@@ -32,7 +32,9 @@ typedef struct rv_subtask rv_subtask;
  * CANCELED; error is the job's error message for FAILED, else NULL). */
 typedef void (*rv_subtask_done_fn)(void *arg, rv_subtask *st, rv_task_state state, const char *error);
 
-rv_job_run *rv_job_run_new(const char *job_id, rv_job_graph *g, const char *tm_name);
+/* state_dir: the task manager's state directory; the job's state goes to
+ * <state_dir>/<job_id>/<node>-<subtask>/ and is removed by rv_job_run_free. */
+rv_job_run *rv_job_run_new(const char *job_id, rv_job_graph *g, const char *tm_name, const char *state_dir);
 void rv_job_run_free(rv_job_run *jr);
 /* Sets the cancel flag: every subtask of the job stops soon. Any thread. */
 void rv_job_run_cancel(rv_job_run *jr);

@@ -5,7 +5,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "rv_file.h"
 #include "rv_hash.h"
 #include "rv_log.h"
 #include "rv_mem.h"
@@ -32,14 +34,23 @@ struct rv_tm {
     char *name;
     int slots, used;
     rv_dataplane *dp;
+    char *state_dir;
+    bool own_state_dir; /* created by us: removed by rv_tm_free */
     pthread_mutex_t mu;
     tm_job *jobs;
 };
 
-rv_tm *rv_tm_new(const char *name, int slots, rv_dataplane *dp)
+rv_tm *rv_tm_new(const char *name, int slots, rv_dataplane *dp, const char *state_dir)
 {
     rv_tm *tm = rv_xcalloc(1, sizeof(*tm));
     tm->name = rv_xstrdup(name);
+    if (state_dir) {
+        tm->state_dir = rv_xstrdup(state_dir);
+    } else {
+        const char *tmp = getenv("TMPDIR");
+        tm->state_dir = rv_xasprintf("%s/rivulet-state-%s-%d", tmp && *tmp ? tmp : "/tmp", name, (int)getpid());
+        tm->own_state_dir = true;
+    }
     tm->slots = slots;
     tm->dp = dp;
     pthread_mutex_init(&tm->mu, NULL);
@@ -228,7 +239,7 @@ rv_err *rv_tm_deploy(rv_tm *tm, const rv_deployment *d, rv_tm_job_done_fn done, 
     j->done = done;
     j->done_arg = arg;
     j->worst = RV_TASK_FINISHED;
-    j->run = rv_job_run_new(d->job_id, g, tm->name);
+    j->run = rv_job_run_new(d->job_id, g, tm->name, tm->state_dir);
     j->nsubtasks = rv_job_graph_nsubtasks(g);
     j->subtasks = rv_xcalloc((size_t)j->nsubtasks, sizeof(rv_subtask *));
     int local = 0;
@@ -363,6 +374,14 @@ void rv_tm_free(rv_tm *tm)
         jobs = next;
     }
     pthread_mutex_destroy(&tm->mu);
+    if (tm->own_state_dir) {
+        rv_err *err = rv_file_remove_tree(tm->state_dir);
+        if (err) {
+            RV_LOG_WARN(tm->name, "%s", rv_err_msg(err));
+            rv_err_free(err);
+        }
+    }
+    free(tm->state_dir);
     free(tm->name);
     free(tm);
 }

@@ -20,8 +20,11 @@ typedef struct rv_tm rv_tm;
  * job failed (error says why), else CANCELED. */
 typedef void (*rv_tm_job_done_fn)(void *arg, const char *job_id, rv_task_state state, const char *error);
 
-/* dp may be NULL when every job runs entirely on this task manager. */
-rv_tm *rv_tm_new(const char *name, int slots, rv_dataplane *dp);
+/* dp may be NULL when every job runs entirely on this task manager.
+ * state_dir: where keyed state spills (RocksDB), one directory per job
+ * below it, removed when the job is released; NULL: a private directory
+ * under $TMPDIR (or /tmp), removed by rv_tm_free. */
+rv_tm *rv_tm_new(const char *name, int slots, rv_dataplane *dp, const char *state_dir);
 /* Stops every job (cancel, join; their done callbacks are no longer
  * called) and frees the task manager. Not from a subtask thread. */
 void rv_tm_free(rv_tm *tm);

@@ -24,6 +24,7 @@ const rv_cfg_key rv_tm_config_keys[] = {
     {"slots", RV_CFG_INT, "2", offsetof(rv_tm_config, slots), "Slots offered: one slot runs one parallel instance of every task of a job.", NULL, 0, 1, 4096},
     {"data_listen", RV_CFG_STRING, "tcp://127.0.0.1:0", offsetof(rv_tm_config, data_listen), "Data-plane address other task managers connect to (port 0 = any free port). Use an address the other machines can reach.", NULL, 0, 0, 0},
     {"name", RV_CFG_STRING, NULL, offsetof(rv_tm_config, name), "Unique name of this task manager (default tm-<host>-<pid>).", NULL, 0, 0, 0},
+    {"state_dir", RV_CFG_STRING, NULL, offsetof(rv_tm_config, state_dir), "Directory for keyed state that spills to RocksDB, one subdirectory per job and operator instance (default: a private directory under $TMPDIR, removed at exit). Also --state-dir.", NULL, 0, 0, 0},
 };
 const size_t rv_tm_config_nkeys = sizeof(rv_tm_config_keys) / sizeof(rv_tm_config_keys[0]);
 
@@ -353,7 +354,7 @@ rv_err *rv_tm_client_start(const rv_tm_config *cfg, rv_tm_client **out)
     err = rv_dataplane_new(cfg->data_listen, c->name, &c->dp);
     if (err)
         goto fail;
-    c->tm = rv_tm_new(c->name, (int)cfg->slots, c->dp);
+    c->tm = rv_tm_new(c->name, (int)cfg->slots, c->dp, cfg->state_dir);
     rv_ctl_handlers h = {.on_msg = on_msg, .on_pipe = on_pipe, .arg = c, .tag = c->name};
     if ((err = rv_ctl_dial(cfg->coordinator, 0, &h, &c->ctl)))
         goto fail;

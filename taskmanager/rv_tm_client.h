@@ -23,6 +23,7 @@ typedef struct rv_tm_config {
     int64_t slots;
     char *data_listen; /* data-plane address (port 0 = any free port) */
     char *name;        /* unique name; default tm-<host>-<pid> */
+    char *state_dir;   /* keyed state spill directory; NULL: private temp dir */
 } rv_tm_config;
 
 extern const rv_cfg_key rv_tm_config_keys[];

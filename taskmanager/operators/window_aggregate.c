@@ -1,25 +1,35 @@
-/* window_aggregate operator: keyed tumbling and sliding window aggregation
- * in event time or processing time.
+/* window_aggregate operator: keyed tumbling, sliding and session window
+ * aggregation in event time or processing time, with allowed lateness and
+ * a side output for late rows. All state lives in the instance's keyed
+ * state (rv_state.h), so it spills to RocksDB past the memory budget.
  *
- * Rows are keyed by the node's key_by expressions and assigned to windows
- * [start, start + size) with start a multiple of the slide (the size for
- * tumbling windows; a row falls in size/slide sliding windows). Each
- * aggregate (`sum(requests) / 10`) is a set of aggregate calls kept as
- * accumulators in the keyed window table (window_state.h), plus an outer
- * expression applied when the window fires. Work per batch is column-wise:
- * key and argument expressions are evaluated over the whole batch, rows are
- * hashed with rv_hash_rows, each row (and window) costs one table probe,
- * and accumulators are updated in place call by call.
+ * State per key (key_by tuple), namespace = window start (tumbling,
+ * sliding) or session id:
+ *   SID_ACC   an 8-byte header (flags) then the accumulators of every
+ *             aggregate call (window_acc.h; their variable parts use the
+ *             state ids from SID_VAR on)
+ *   SID_SESS  (namespace 0) the key's open sessions: {start, end, id}
+ * and one event-time (or processing-time) timer per window at end - 1
+ * that fires it, plus one at end - 1 + allowed_lateness that frees it.
+ * Timers pop in (time, registration) order, so windows fire in end order
+ * and the rows of one window come in the order their keys first appeared:
+ * the output is deterministic for a given input order, and identical for
+ * both state backends.
  *
- * Event time: a window fires when the watermark reaches its end - 1 (as in
- * Flink); rows of windows that already fired are late and dropped, rows
- * without event time are dropped; both are counted and logged once at
- * finish. Processing time: the window comes from the wall clock when a
- * batch arrives, and a processing-time timer at the window end fires it.
- * finish() fires whatever is left. Output rows: the key fields,
- * window_start, window_end, then the aggregates in YAML order; windows fire
- * in start order and rows of one window come in the order their keys first
- * appeared, so the output is deterministic for a given input order. */
+ * Per batch the work is column-wise: keys and arguments are evaluated over
+ * the batch, each (row, window) pair costs one state probe, then the
+ * accumulators are folded call by call. Sessions: a row opens [t, t + gap)
+ * and merges every session of its key it overlaps (a late row can bridge
+ * two sessions); the merged session keeps the smallest id.
+ *
+ * Event time: a window fires when the watermark reaches its end - 1. A row
+ * is late for a window when the watermark has passed end - 1 +
+ * allowed_lateness; a row late for all of its windows goes to the late
+ * output (`<id>.late`) and is counted. A row for a window that fired but is
+ * within the lateness updates it, and the window's row is emitted again
+ * (is_update = true) after the batch. Rows with a null event time are
+ * dropped and counted. Processing time: windows come from the wall clock
+ * when a batch arrives and processing-time timers fire them. */
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -31,7 +41,8 @@
 #include "rv_log.h"
 #include "rv_mem.h"
 #include "rv_plugin.h"
-#include "window_state.h"
+#include "rv_state.h"
+#include "window_acc.h"
 
 #define OUT_ROWS 4096u
 /* Window sizes up to ~139 years and event times within +-2^62 ms keep
@@ -49,14 +60,17 @@ typedef struct wagg_cfg {
     int time;
     const rv_ynode *aggregates;
     char *event_time_field;
+    int64_t allowed_lateness;
+    char *late_output;
 } wagg_cfg;
 
 static const rv_cfg_key wagg_keys[] = {
     {.name = "window",
      .type = RV_CFG_NODE,
      .offset = offsetof(wagg_cfg, window),
-     .doc = "The window, one of `{tumbling: 10s}` or `{sliding: {size: 1m, slide: 10s}}` "
-            "(slide <= size); starts are multiples of the slide since the epoch.",
+     .doc = "The window: `{tumbling: 10s}`, `{sliding: {size: 1m, slide: 10s}}` (slide <= size; "
+            "starts are multiples of the slide since the epoch; the slide need not divide the size) "
+            "or `{session: {gap: 30s}}` (per key, rows less than `gap` apart are one session).",
      .flags = RV_CFG_REQUIRED},
     {.name = "time",
      .type = RV_CFG_ENUM,
@@ -69,20 +83,45 @@ static const rv_cfg_key wagg_keys[] = {
      .type = RV_CFG_NODE,
      .offset = offsetof(wagg_cfg, aggregates),
      .doc = "Map of output field name to aggregate expression, in output order: count() "
-            "count(x) sum(x) min(x) max(x) avg(x) combined with operators and literals, e.g. "
-            "`{qps: sum(requests) / 10, n: count()}`. Nulls are ignored; sum/min/max/avg of no "
-            "value is null.",
+            "count(x) sum(x) min(x) max(x) avg(x) first(x) last(x) count_distinct(x) "
+            "approx_count_distinct(x) combined with operators and literals, e.g. "
+            "`{qps: sum(requests) / 10, n: count()}`. Nulls are ignored; sum/min/max/avg/first/last "
+            "of no value is null. first/last: the value of the row with the smallest/largest event "
+            "time (ties: arrival order). approx_count_distinct: HyperLogLog with 4096 registers "
+            "(standard error about 1.6%; exact-ish below a few hundred values).",
      .flags = RV_CFG_REQUIRED},
     {.name = "event_time_field",
      .type = RV_CFG_STRING,
      .offset = offsetof(wagg_cfg, event_time_field),
      .doc = "Timestamp field holding event time (default: the `event_time` field of the "
             "sources, when it reaches this operator unchanged)."},
+    {.name = "allowed_lateness",
+     .type = RV_CFG_DURATION,
+     .def = "0",
+     .offset = offsetof(wagg_cfg, allowed_lateness),
+     .doc = "Event time: how long after a window fired its state is kept. A row arriving in that "
+            "time updates its window and the window's row is emitted again with the full updated "
+            "aggregates. When set (> 0) the output has a last column `is_update` (false for the "
+            "first firing of a window, true for re-emissions); a consumer keeps the last row per key "
+            "and window.",
+     .min = 0,
+     .max = MAX_SIZE_MS},
+    {.name = "late_output",
+     .type = RV_CFG_STRING,
+     .offset = offsetof(wagg_cfg, late_output),
+     .doc = "Id of a sink (or operator) that receives the rows too late for every window they "
+            "belong to (past allowed_lateness), unchanged; that node takes no `input` of its own. "
+            "Equivalent: `input: <this id>.late` on the sink. Late rows are counted either way."},
 };
 
 /* What plan() and open() both derive from the config. */
+enum { WIN_TUMBLING, WIN_SLIDING, WIN_SESSION };
+
 typedef struct wspec {
-    int64_t size, slide;
+    int kind;
+    int64_t size, slide; /* tumbling, sliding */
+    int64_t gap;         /* session */
+    int64_t lateness;
     bool processing;
     int ts_field; /* event time: index in the input; -1 otherwise */
     int naggs;
@@ -90,39 +129,20 @@ typedef struct wspec {
     const char **names; /* point into the YAML tree */
 } wspec;
 
-typedef struct wagg_state {
-    wspec sp;
-    char what[160];
-    rv_schema *out;
-    rv_window_state *ws;
-    /* keys */
-    int nkeys;
-    rv_expr **key_exprs;
-    int *key_field;         /* input field of a bare field key, else -1 */
-    rv_column *key_scratch; /* evaluated keys */
-    rv_column *key_cols;    /* this batch's key columns (shallow copies) */
-    /* aggregate calls, flattened over all aggregates */
-    int ncalls;
-    const rv_agg_call **calls;
-    int *call_field;     /* input field of a bare field argument, else -1 */
-    rv_column *arg_scratch;
-    int *call_base;      /* per aggregate: index of its first call */
-    rv_batch **final_in; /* per aggregate: batch of its final_schema, or NULL when direct */
-    /* per-batch scratch */
-    uint64_t *hashes;
-    uint32_t *rows, *ids;
-    size_t hash_cap, pair_cap;
-    uint8_t *kbuf;
-    size_t kcap;
-    int64_t wm;
-    uint64_t late, no_time;
-} wagg_state;
-
 /* ---- configuration ---- */
 
 typedef struct sliding_cfg {
     int64_t size, slide;
 } sliding_cfg;
+
+typedef struct session_cfg {
+    int64_t gap;
+} session_cfg;
+
+static const rv_cfg_key session_keys[] = {
+    {.name = "gap", .type = RV_CFG_DURATION, .offset = offsetof(session_cfg, gap),
+     .doc = "Inactivity that ends a session.", .flags = RV_CFG_REQUIRED, .min = 1, .max = MAX_SIZE_MS},
+};
 
 static const rv_cfg_key sliding_keys[] = {
     {.name = "size", .type = RV_CFG_DURATION, .offset = offsetof(sliding_cfg, size),
@@ -157,6 +177,7 @@ static rv_err *parse_window(const rv_ynode *w, const char *id, const rv_ynode *n
                            "operator '%s': a window size must be between 1ms and %" PRId64 "ms",
                            id, MAX_SIZE_MS);
         sp->slide = sp->size;
+        sp->kind = WIN_TUMBLING;
         return NULL;
     }
     if (strcmp(k->str, "sliding") == 0) {
@@ -178,26 +199,36 @@ static rv_err *parse_window(const rv_ynode *w, const char *id, const rv_ynode *n
                            sc.size / sc.slide, MAX_OVERLAP);
         sp->size = sc.size;
         sp->slide = sc.slide;
+        sp->kind = WIN_SLIDING;
         return NULL;
     }
-    if (strcmp(k->str, "session") == 0)
-        return rv_yerr(k, RV_ERR_INVALID,
-                       "operator '%s': session windows are not supported in this version (use "
-                       "tumbling or sliding)",
-                       id);
-    const char *hint = rv_suggest(k->str, kinds, 2);
+    if (strcmp(k->str, "session") == 0) {
+        if (v->kind != RV_YAML_MAP)
+            return rv_yerr(v, RV_ERR_INVALID, "operator '%s': a session window is written {gap: 30s}", id);
+        char what[160];
+        snprintf(what, sizeof(what), "operator '%s': session window", id);
+        session_cfg sc;
+        memset(&sc, 0, sizeof(sc));
+        rv_err *err = rv_config_apply(session_keys, 1, v, NULL, what, &sc);
+        if (err)
+            return err;
+        sp->gap = sc.gap;
+        sp->kind = WIN_SESSION;
+        return NULL;
+    }
+    const char *hint = rv_suggest(k->str, kinds, 3);
     if (hint)
         return rv_yerr(k, RV_ERR_INVALID,
                        "operator '%s': unknown window kind '%s' (did you mean '%s'?)", id, k->str,
                        hint);
     return rv_yerr(k, RV_ERR_INVALID,
-                   "operator '%s': unknown window kind '%s' (expected tumbling or sliding)", id,
+                   "operator '%s': unknown window kind '%s' (expected tumbling, sliding or session)", id,
                    k->str);
 }
 
 static bool reserved_name(const char *name, const rv_schema *keys)
 {
-    return strcmp(name, "window_start") == 0 || strcmp(name, "window_end") == 0 ||
+    return strcmp(name, "window_start") == 0 || strcmp(name, "window_end") == 0 || strcmp(name, "is_update") == 0 ||
            (keys && rv_schema_find(keys, name) >= 0);
 }
 
@@ -295,11 +326,18 @@ static rv_err *spec_build(const wagg_cfg *cfg, const rv_schema *in, const rv_sch
 {
     memset(sp, 0, sizeof(*sp));
     sp->processing = cfg->time == TIME_PROCESSING;
+    sp->lateness = sp->processing ? 0 : cfg->allowed_lateness;
     rv_err *err = parse_window(cfg->window, id, node, sp);
     if (!err)
         err = resolve_time(cfg, in, etf_default, id, node, sp);
     if (!err)
         err = parse_aggregates(cfg->aggregates, in, keys, id, node, sp);
+    int ncalls = 0;
+    for (int a = 0; !err && a < sp->naggs; a++)
+        ncalls += sp->aggs[a]->ncalls;
+    if (!err && ncalls > RV_WACC_MAX_CALLS)
+        err = rv_yerr(cfg->aggregates, RV_ERR_INVALID, "operator '%s': %d aggregate calls; at most %d are supported", id,
+                      ncalls, RV_WACC_MAX_CALLS);
     if (err)
         spec_fini(sp);
     return err;
@@ -330,12 +368,95 @@ static rv_err *wagg_plan(rv_plan *p)
     rv_schema_add(out, "window_end", RV_T_TIMESTAMP);
     for (int a = 0; a < sp.naggs; a++)
         rv_schema_add(out, sp.names[a], rv_expr_type(sp.aggs[a]->final));
-    spec_fini(&sp);
+    if (sp.lateness > 0)
+        rv_schema_add(out, "is_update", RV_T_BOOL);
     p->output = out;
+    if (!sp.processing)
+        p->late_output = rv_schema_ref(p->inputs[0]);
+    spec_fini(&sp);
     return NULL;
 }
 
 /* ---- instance ---- */
+
+enum { SID_ACC = 0, SID_SESS = 1, SID_VAR = 2 };
+/* Header of a window's accumulators: flags, then (8 bytes at offset 8)
+ * the window end its row was last emitted for. */
+#define HDR 16u
+#define F_EMITTED 1u /* the window's row was emitted at least once */
+#define F_PENDING 2u /* an update row is due after this batch */
+
+static int64_t fired_end(const uint8_t *acc)
+{
+    int64_t e;
+    memcpy(&e, acc + 8, 8);
+    return e;
+}
+
+static void set_fired_end(uint8_t *acc, int64_t e) { memcpy(acc + 8, &e, 8); }
+
+typedef struct session {
+    int64_t start, end, id;
+} session;
+
+/* A window to emit: its key (bytes in fire_keys), namespace and bounds. */
+typedef struct fire_item {
+    size_t koff;
+    uint32_t klen;
+    uint16_t kg;
+    uint64_t hash;
+    int64_t ns, start, end;
+    bool update, drop;
+} fire_item;
+
+typedef struct wagg_state {
+    wspec sp;
+    char what[160];
+    rv_schema *out;
+    rv_state *s;
+    rv_wacc *acc;
+    uint32_t acc_size;
+    int maxp;
+    /* keys */
+    int nkeys;
+    rv_expr **key_exprs;
+    int *key_field;         /* input field of a bare field key, else -1 */
+    rv_column *key_scratch; /* evaluated keys */
+    rv_column *key_cols;    /* this batch's key columns (shallow copies) */
+    /* aggregate calls, flattened over all aggregates */
+    int ncalls;
+    const rv_agg_call **calls;
+    int *call_field;     /* input field of a bare field argument, else -1 */
+    rv_column *arg_scratch;
+    int *call_base;      /* per aggregate: index of its first call */
+    rv_batch **final_in; /* per aggregate: batch of its final_schema, or NULL when direct */
+    /* per-batch scratch */
+    uint64_t *hashes;
+    size_t hash_cap;
+    uint8_t *kbuf;       /* every row's key bytes */
+    size_t kcap;
+    size_t *koffs;
+    size_t koff_cap;
+    rv_skey *skeys;
+    size_t skey_cap;
+    int64_t *times;
+    size_t times_cap;
+    rv_wacc_pair *pairs;
+    size_t npairs, pair_cap;
+    uint32_t *late_rows;
+    size_t late_cap;
+    session *sess;       /* a key's sessions while it is changed */
+    size_t sess_cap;
+    /* firing */
+    fire_item *items;
+    size_t nitems, item_cap;
+    uint8_t *fire_keys;
+    size_t fire_klen, fire_kcap;
+    rv_wacc_item *witems;
+    size_t witem_cap;
+    int64_t wm;
+    uint64_t late, no_time;
+} wagg_state;
 
 static void wagg_close(void *state, rv_op_ctx *ctx)
 {
@@ -358,11 +479,18 @@ static void wagg_close(void *state, rv_op_ctx *ctx)
     free(st->final_in);
     free(st->call_base);
     spec_fini(&st->sp);
-    rv_window_state_free(st->ws);
+    rv_wacc_free(st->acc);
     free(st->hashes);
-    free(st->rows);
-    free(st->ids);
     free(st->kbuf);
+    free(st->koffs);
+    free(st->skeys);
+    free(st->times);
+    free(st->pairs);
+    free(st->late_rows);
+    free(st->sess);
+    free(st->items);
+    free(st->fire_keys);
+    free(st->witems);
     memset(st, 0, sizeof(*st));
 }
 
@@ -426,7 +554,8 @@ static rv_err *setup(wagg_state *st, rv_op_ctx *ctx)
                 rv_col_init(&st->arg_scratch[c], rv_expr_type(ae->calls[j].arg), OUT_ROWS);
         }
     }
-    st->ws = rv_window_state_new(flat, ncalls);
+    st->acc = rv_wacc_new(flat, ncalls, SID_VAR);
+    st->acc_size = HDR + rv_wacc_size(st->acc);
     free(flat);
     return NULL;
 }
@@ -437,62 +566,13 @@ static rv_err *wagg_open(void *state, rv_op_ctx *ctx)
     snprintf(st->what, sizeof(st->what), "window_aggregate '%s'", rv_ctx_id(ctx));
     st->wm = RV_WATERMARK_MIN;
     st->out = rv_ctx_output_schema(ctx);
+    st->s = rv_ctx_state(ctx);
+    st->maxp = rv_ctx_max_parallelism(ctx);
     rv_err *err = setup(st, ctx);
     if (err)
         wagg_close(st, ctx); /* close() is not called when open() fails */
     return err;
 }
-
-/* ---- firing ---- */
-
-/* Emits window `start` (in batches of up to OUT_ROWS rows) and removes it. */
-static rv_code fire(wagg_state *st, rv_op_ctx *ctx, int64_t start)
-{
-    const uint32_t *ids;
-    uint32_t n = rv_window_state_entries(st->ws, start, &ids);
-    int nk = st->nkeys;
-    rv_code rc = RV_OK;
-    for (uint32_t off = 0; off < n && rc == RV_OK; off += OUT_ROWS) {
-        uint32_t cnt = n - off < OUT_ROWS ? n - off : OUT_ROWS;
-        rv_batch *b = rv_batch_new(st->out, cnt);
-        rv_window_state_keys(st->ws, ids + off, cnt, b->cols, nk);
-        for (uint32_t r = 0; r < cnt; r++) {
-            b->cols[nk].d.i64[r] = start;
-            b->cols[nk + 1].d.i64[r] = start + st->sp.size;
-        }
-        for (int a = 0; a < st->sp.naggs; a++) {
-            rv_column *dst = &b->cols[nk + 2 + a];
-            int base = st->call_base[a];
-            rv_batch *fin = st->final_in[a];
-            if (!fin) {
-                rv_window_state_results(st->ws, base, ids + off, cnt, dst);
-                continue;
-            }
-            for (int j = 0; j < st->sp.aggs[a]->ncalls; j++)
-                rv_window_state_results(st->ws, base + j, ids + off, cnt, &fin->cols[j]);
-            fin->nrows = cnt;
-            rv_expr_eval(st->sp.aggs[a]->final, fin, dst);
-        }
-        b->nrows = cnt;
-        rc = rv_ctx_emit(ctx, b);
-    }
-    rv_window_state_remove(st->ws, start);
-    return rc;
-}
-
-/* Fires, in start order, every window whose end is <= `end`. */
-static rv_code fire_until(wagg_state *st, rv_op_ctx *ctx, int64_t end)
-{
-    int64_t start;
-    while (rv_window_state_first(st->ws, &start) && start + st->sp.size <= end) {
-        rv_code rc = fire(st, ctx, start);
-        if (rc != RV_OK)
-            return rc;
-    }
-    return RV_OK;
-}
-
-/* ---- processing ---- */
 
 static inline int64_t floor_div(int64_t a, int64_t b)
 {
@@ -500,26 +580,211 @@ static inline int64_t floor_div(int64_t a, int64_t b)
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-static void ensure_scratch(wagg_state *st, uint32_t n)
+static inline rv_timer_domain domain(const wagg_state *st)
 {
-    if (n > st->hash_cap) {
-        free(st->hashes);
-        st->hashes = rv_xmalloc((size_t)n * sizeof(uint64_t));
-        st->hash_cap = n;
+    return st->sp.processing ? RV_TIMER_PROCESSING : RV_TIMER_EVENT;
+}
+
+/* ---- sessions of one key ---- */
+
+/* Loads the key's sessions into st->sess; returns their number. */
+static size_t sess_load(wagg_state *st, const rv_skey *k)
+{
+    uint32_t len = 0;
+    const uint8_t *p = rv_value_get(st->s, SID_SESS, k, 0, &len);
+    size_t n = p ? len / sizeof(session) : 0;
+    rv_xgrow((void **)&st->sess, &st->sess_cap, n + 1, sizeof(session));
+    if (n)
+        memcpy(st->sess, p, n * sizeof(session));
+    return n;
+}
+
+static void sess_store(wagg_state *st, const rv_skey *k, size_t n)
+{
+    if (n == 0)
+        rv_value_delete(st->s, SID_SESS, k, 0);
+    else
+        rv_value_put(st->s, SID_SESS, k, 0, st->sess, (uint32_t)(n * sizeof(session)));
+}
+
+/* The session with id `id` among st->sess[0..n), or -1. */
+static ptrdiff_t sess_find(const wagg_state *st, size_t n, int64_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (st->sess[i].id == id)
+            return (ptrdiff_t)i;
+    return -1;
+}
+
+/* The bounds of window (k, ns): false if it no longer exists (a stale
+ * timer). */
+static bool window_bounds(wagg_state *st, const rv_skey *k, int64_t ns, int64_t *start, int64_t *end)
+{
+    if (st->sp.kind != WIN_SESSION) {
+        *start = ns;
+        *end = ns + st->sp.size;
+        return true;
     }
-    size_t pairs = (size_t)n * (size_t)(st->sp.size / st->sp.slide + 1);
-    if (pairs > st->pair_cap) {
-        free(st->rows);
-        free(st->ids);
-        st->rows = rv_xmalloc(pairs * sizeof(uint32_t));
-        st->ids = rv_xmalloc(pairs * sizeof(uint32_t));
-        st->pair_cap = pairs;
+    size_t n = sess_load(st, k);
+    ptrdiff_t i = sess_find(st, n, ns);
+    if (i < 0)
+        return false;
+    *start = st->sess[i].start;
+    *end = st->sess[i].end;
+    return true;
+}
+
+/* ---- emitting windows ---- */
+
+static void add_item(wagg_state *st, const rv_skey *k, int64_t ns, int64_t start, int64_t end, bool update, bool drop)
+{
+    rv_xgrow((void **)&st->items, &st->item_cap, st->nitems + 1, sizeof(fire_item));
+    rv_xgrow((void **)&st->fire_keys, &st->fire_kcap, st->fire_klen + k->len + 1, 1);
+    memcpy(st->fire_keys + st->fire_klen, k->key, k->len);
+    st->items[st->nitems++] = (fire_item){.koff = st->fire_klen, .klen = k->len, .kg = k->kg, .hash = k->hash,
+                                          .ns = ns, .start = start, .end = end, .update = update, .drop = drop};
+    st->fire_klen += k->len;
+}
+
+static rv_skey item_key(const wagg_state *st, const fire_item *it)
+{
+    return (rv_skey){.key = st->fire_keys + it->koff, .len = it->klen, .kg = it->kg, .hash = it->hash};
+}
+
+/* Deletes window (k, ns): accumulators, variable parts and, for sessions,
+ * its entry in the key's session list. */
+static void drop_window(wagg_state *st, const rv_skey *k, int64_t ns)
+{
+    rv_wacc_clear(st->acc, st->s, k, ns);
+    rv_value_delete(st->s, SID_ACC, k, ns);
+    if (st->sp.kind == WIN_SESSION) {
+        size_t n = sess_load(st, k);
+        ptrdiff_t i = sess_find(st, n, ns);
+        if (i >= 0) {
+            st->sess[i] = st->sess[n - 1];
+            sess_store(st, k, n - 1);
+        }
     }
 }
 
-/* Evaluates the key columns of `in` into st->key_cols. */
+/* Emits the rows of the windows in st->items (those without drop-only
+ * marks), then deletes the windows marked drop. */
+static rv_code flush_items(wagg_state *st, rv_op_ctx *ctx)
+{
+    size_t n = st->nitems;
+    rv_xgrow((void **)&st->witems, &st->witem_cap, n + 1, sizeof(rv_wacc_item));
+    uint32_t m = 0;
+    int nk = st->nkeys;
+    rv_batch *b = rv_batch_new(st->out, (uint32_t)(n ? n : 1));
+    for (size_t i = 0; i < n; i++) {
+        const fire_item *it = &st->items[i];
+        if (it->update == false && it->drop && it->end == INT64_MIN)
+            continue; /* cleanup only */
+        rv_skey k = item_key(st, it);
+        uint32_t len = 0;
+        const uint8_t *acc = rv_value_get(st->s, SID_ACC, &k, it->ns, &len);
+        if (!acc)
+            continue;
+        st->witems[m] = (rv_wacc_item){.acc = acc + HDR, .key = k, .ns = it->ns};
+        const uint8_t *p = k.key;
+        rv_key_decode(&p, b->cols, nk, m);
+        b->cols[nk].d.i64[m] = it->start;
+        b->cols[nk + 1].d.i64[m] = it->end;
+        if (st->sp.lateness > 0)
+            b->cols[b->schema->nfields - 1].d.b[m] = it->update;
+        m++;
+    }
+    for (int a = 0; a < st->sp.naggs && m; a++) {
+        rv_column *dst = &b->cols[nk + 2 + a];
+        int base = st->call_base[a];
+        rv_batch *fin = st->final_in[a];
+        if (!fin) {
+            rv_wacc_result(st->acc, st->s, base, st->witems, m, dst);
+            continue;
+        }
+        rv_batch_reserve(fin, m);
+        for (int j = 0; j < st->sp.aggs[a]->ncalls; j++)
+            rv_wacc_result(st->acc, st->s, base + j, st->witems, m, &fin->cols[j]);
+        fin->nrows = m;
+        rv_expr_eval(st->sp.aggs[a]->final, fin, dst);
+    }
+    b->nrows = m;
+    for (size_t i = 0; i < n; i++) {
+        if (!st->items[i].drop)
+            continue;
+        rv_skey k = item_key(st, &st->items[i]);
+        drop_window(st, &k, st->items[i].ns);
+    }
+    st->nitems = 0;
+    st->fire_klen = 0;
+    rv_code rc = rv_ctx_emit(ctx, b);
+    /* Firing many windows is one long callback: keep the cache within its
+     * budget as it goes (no state pointer is held here). */
+    rv_err *err = rc == RV_OK ? rv_state_maintain(st->s) : NULL;
+    if (err) {
+        rv_ctx_fail(ctx, err);
+        return RV_ERR_IO;
+    }
+    return rc;
+}
+
+/* A timer of window (k, ns) at `time` popped: fire it (time = end - 1) or
+ * free it (time = end - 1 + lateness). */
+static rv_code on_window_timer(wagg_state *st, rv_op_ctx *ctx, const rv_skey *k, int64_t ns, int64_t time)
+{
+    int64_t start, end;
+    uint32_t len = 0;
+    if (!rv_value_get(st->s, SID_ACC, k, ns, &len) || !window_bounds(st, k, ns, &start, &end))
+        return RV_OK; /* stale: the window is gone */
+    int64_t lat = st->sp.lateness;
+    if (time == end - 1) {
+        uint8_t *acc = rv_value_upsert(st->s, SID_ACC, k, ns, st->acc_size, NULL, NULL);
+        bool update = (acc[0] & F_EMITTED) != 0;
+        if (update && fired_end(acc) == end)
+            return RV_OK; /* already emitted for this end */
+        acc[0] = (uint8_t)((acc[0] | F_EMITTED) & ~F_PENDING);
+        set_fired_end(acc, end);
+        add_item(st, k, ns, start, end, update, lat == 0);
+        if (lat > 0)
+            rv_timer_register(st->s, domain(st), k, ns, end - 1 + lat);
+    } else if (lat > 0 && time == end - 1 + lat) {
+        add_item(st, k, ns, start, INT64_MIN, false, true);
+    } else {
+        return RV_OK; /* stale: the session grew since */
+    }
+    return st->nitems >= OUT_ROWS ? flush_items(st, ctx) : RV_OK;
+}
+
+/* Fires every window whose timer is at or before `upto`. */
+static rv_code fire_timers(wagg_state *st, rv_op_ctx *ctx, int64_t upto)
+{
+    rv_skey k;
+    int64_t ns, time;
+    rv_code rc = RV_OK;
+    while (rc == RV_OK && rv_timer_pop(st->s, domain(st), upto, &k, &ns, &time))
+        rc = on_window_timer(st, ctx, &k, ns, time);
+    if (rc == RV_OK && st->nitems)
+        rc = flush_items(st, ctx);
+    return rc;
+}
+
+/* ---- processing ---- */
+
+static void ensure_scratch(wagg_state *st, uint32_t n)
+{
+    rv_xgrow((void **)&st->hashes, &st->hash_cap, n, sizeof(uint64_t));
+    rv_xgrow((void **)&st->koffs, &st->koff_cap, (size_t)n + 1, sizeof(size_t));
+    rv_xgrow((void **)&st->skeys, &st->skey_cap, n, sizeof(rv_skey));
+    rv_xgrow((void **)&st->times, &st->times_cap, n, sizeof(int64_t));
+    rv_xgrow((void **)&st->late_rows, &st->late_cap, n, sizeof(uint32_t));
+    size_t per = st->sp.kind == WIN_SLIDING ? (size_t)(st->sp.size / st->sp.slide + 1) : 1;
+    rv_xgrow((void **)&st->pairs, &st->pair_cap, (size_t)n * per, sizeof(rv_wacc_pair));
+}
+
+/* Evaluates the key columns of `in` and every row's state key. */
 static void eval_keys(wagg_state *st, const rv_batch *in)
 {
+    uint32_t n = in->nrows;
     for (int k = 0; k < st->nkeys; k++) {
         if (st->key_field[k] >= 0) {
             st->key_cols[k] = in->cols[st->key_field[k]];
@@ -528,11 +793,23 @@ static void eval_keys(wagg_state *st, const rv_batch *in)
             st->key_cols[k] = st->key_scratch[k];
         }
     }
+    rv_hash_rows(st->key_cols, st->nkeys, n, st->hashes, &st->kbuf, &st->kcap);
+    size_t len = 0;
+    for (uint32_t r = 0; r < n; r++) {
+        st->koffs[r] = len;
+        rv_key_encode(st->key_cols, st->nkeys, r, &st->kbuf, &len, &st->kcap);
+    }
+    st->koffs[n] = len;
+    for (uint32_t r = 0; r < n; r++)
+        st->skeys[r] = (rv_skey){.key = st->kbuf + st->koffs[r], .len = (uint32_t)(st->koffs[r + 1] - st->koffs[r]),
+                                 .kg = (uint16_t)rv_key_group(st->hashes[r], st->maxp), .hash = st->hashes[r]};
 }
 
-/* Folds the (row, entry) pairs rows/ids[0..m) into every call. */
-static void accumulate(wagg_state *st, const rv_batch *in, uint32_t m)
+/* Folds the pending (row, window) pairs into every call. */
+static void fold_pairs(wagg_state *st, const rv_batch *in)
 {
+    if (!st->npairs)
+        return;
     for (int c = 0; c < st->ncalls; c++) {
         const rv_column *arg = NULL;
         if (st->call_field[c] >= 0) {
@@ -541,26 +818,141 @@ static void accumulate(wagg_state *st, const rv_batch *in, uint32_t m)
             rv_expr_eval(st->calls[c]->arg, in, &st->arg_scratch[c]);
             arg = &st->arg_scratch[c];
         }
-        rv_window_state_accumulate(st->ws, c, arg, st->rows, st->ids, m);
+        rv_wacc_fold(st->acc, st->s, c, arg, st->times, st->skeys, st->pairs, (uint32_t)st->npairs);
+    }
+    st->npairs = 0;
+}
+
+/* The window (k, ns) got a row: creates it (registering its firing timer
+ * at end - 1) and notes an update when it was emitted already. */
+static uint8_t *touch_window(wagg_state *st, rv_op_ctx *ctx, const rv_skey *k, int64_t ns, int64_t end)
+{
+    bool created;
+    uint8_t *acc = rv_value_upsert(st->s, SID_ACC, k, ns, st->acc_size, NULL, &created);
+    if (created) {
+        rv_timer_register(st->s, domain(st), k, ns, end - 1);
+        if (st->sp.processing)
+            rv_ctx_timer_at(ctx, end);
+    } else if ((acc[0] & (F_EMITTED | F_PENDING)) == F_EMITTED && end - 1 <= st->wm) {
+        acc[0] |= F_PENDING;
+        add_item(st, k, ns, 0, 0, true, false); /* bounds are read when the update is emitted */
+    }
+    return acc;
+}
+
+/* Tumbling and sliding windows of row r at time t. */
+static void assign_fixed(wagg_state *st, rv_op_ctx *ctx, uint32_t r, int64_t t)
+{
+    const rv_skey *k = &st->skeys[r];
+    int64_t last = floor_div(t, st->sp.slide) * st->sp.slide;
+    for (int64_t s = last; s > t - st->sp.size; s -= st->sp.slide) {
+        if (!st->sp.processing && s + st->sp.size - 1 + st->sp.lateness <= st->wm)
+            break; /* this and every earlier window is past its lateness */
+        uint8_t *acc = touch_window(st, ctx, k, s, s + st->sp.size);
+        st->pairs[st->npairs++] = (rv_wacc_pair){.acc = acc + HDR, .ns = s, .row = r};
     }
 }
 
-/* Upserts the entries of row r in every window containing time t whose
- * end is past `wm`; appends the pairs at *m. Returns how many. */
-static uint32_t assign(wagg_state *st, uint32_t r, int64_t t, int64_t wm, uint32_t klen,
-                       uint32_t *m)
+/* The session window of row r at time t, merging the sessions it bridges. */
+static void assign_session(wagg_state *st, rv_op_ctx *ctx, const rv_batch *in, uint32_t r, int64_t t)
 {
-    uint32_t added = 0;
-    int64_t last = floor_div(t, st->sp.slide) * st->sp.slide;
-    for (int64_t s = last; s > t - st->sp.size; s -= st->sp.slide) {
-        if (s + st->sp.size - 1 <= wm)
-            break; /* this and every earlier window already fired */
-        st->ids[*m] = rv_window_state_upsert(st->ws, st->kbuf, klen, st->hashes[r], s);
-        st->rows[*m] = r;
-        (*m)++;
-        added++;
+    const rv_skey *k = &st->skeys[r];
+    int64_t lo = t, hi = t + st->sp.gap;
+    size_t n = sess_load(st, k);
+    ptrdiff_t surv = -1;
+    size_t nover = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (st->sess[i].start < hi && lo < st->sess[i].end) {
+            nover++;
+            if (surv < 0 || st->sess[i].id < st->sess[surv].id)
+                surv = (ptrdiff_t)i;
+        }
     }
-    return added;
+    if (surv < 0) {
+        st->sess[n] = (session){.start = lo, .end = hi, .id = t};
+        sess_store(st, k, n + 1);
+        uint8_t *acc = touch_window(st, ctx, k, t, hi);
+        st->pairs[st->npairs++] = (rv_wacc_pair){.acc = acc + HDR, .ns = t, .row = r};
+        return;
+    }
+    session sv = st->sess[surv];
+    int64_t old_end = sv.end;
+    if (nover > 1) {
+        /* Merging deletes windows that pending pairs may point to. */
+        fold_pairs(st, in);
+        uint8_t *dst = rv_value_upsert(st->s, SID_ACC, k, sv.id, st->acc_size, NULL, NULL);
+        size_t w = 0;
+        for (size_t i = 0; i < n; i++) {
+            session o = st->sess[i];
+            bool merge = (ptrdiff_t)i != surv && o.start < hi && lo < o.end;
+            if (!merge) {
+                st->sess[w++] = o;
+                continue;
+            }
+            uint32_t len = 0;
+            const uint8_t *src = rv_value_get(st->s, SID_ACC, k, o.id, &len);
+            if (src) {
+                rv_wacc_merge(st->acc, st->s, k, dst + HDR, sv.id, src + HDR, o.id);
+                dst[0] |= (uint8_t)(src[0] & F_EMITTED);
+            }
+            rv_wacc_clear(st->acc, st->s, k, o.id);
+            rv_value_delete(st->s, SID_ACC, k, o.id);
+            if (o.start < sv.start)
+                sv.start = o.start;
+            if (o.end > sv.end)
+                sv.end = o.end;
+        }
+        n = w;
+        surv = sess_find(st, n, sv.id);
+    }
+    if (lo < sv.start)
+        sv.start = lo;
+    if (hi > sv.end)
+        sv.end = hi;
+    st->sess[surv] = sv;
+    sess_store(st, k, n);
+    uint8_t *acc = rv_value_upsert(st->s, SID_ACC, k, sv.id, st->acc_size, NULL, NULL);
+    if (sv.end != old_end) {
+        rv_timer_register(st->s, domain(st), k, sv.id, sv.end - 1);
+        if (st->sp.processing)
+            rv_ctx_timer_at(ctx, sv.end);
+    }
+    if ((acc[0] & (F_EMITTED | F_PENDING)) == F_EMITTED && sv.end - 1 <= st->wm) {
+        acc[0] |= F_PENDING;
+        add_item(st, k, sv.id, 0, 0, true, false);
+    }
+    st->pairs[st->npairs++] = (rv_wacc_pair){.acc = acc + HDR, .ns = sv.id, .row = r};
+}
+
+/* Emits the update rows noted while folding the batch. */
+static rv_code emit_updates(wagg_state *st, rv_op_ctx *ctx)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < st->nitems; i++) {
+        fire_item *it = &st->items[i];
+        rv_skey k = item_key(st, it);
+        uint32_t len = 0;
+        if (!rv_value_get(st->s, SID_ACC, &k, it->ns, &len))
+            continue; /* merged into another session since */
+        uint8_t *acc = rv_value_upsert(st->s, SID_ACC, &k, it->ns, st->acc_size, NULL, NULL);
+        acc[0] &= (uint8_t)~F_PENDING;
+        if (window_bounds(st, &k, it->ns, &it->start, &it->end)) {
+            set_fired_end(acc, it->end);
+            st->items[w++] = *it;
+        }
+    }
+    st->nitems = w;
+    return w ? flush_items(st, ctx) : RV_OK;
+}
+
+static rv_code send_late(wagg_state *st, rv_op_ctx *ctx, const rv_batch *in, uint32_t nlate)
+{
+    st->late += nlate;
+    if (!nlate)
+        return RV_OK;
+    rv_batch *b = rv_batch_new(in->schema, nlate);
+    rv_batch_append_rows(b, in, st->late_rows, nlate);
+    return rv_ctx_emit_late(ctx, b);
 }
 
 static rv_code wagg_process(void *state, rv_op_ctx *ctx, int input, const rv_batch *in)
@@ -571,40 +963,37 @@ static rv_code wagg_process(void *state, rv_op_ctx *ctx, int input, const rv_bat
         return RV_OK;
     ensure_scratch(st, n);
     eval_keys(st, in);
-    rv_hash_rows(st->key_cols, st->nkeys, n, st->hashes, &st->kbuf, &st->kcap);
-
-    uint32_t m = 0;
-    if (st->sp.processing) {
-        int64_t now = rv_ctx_now_ms(ctx);
-        for (uint32_t r = 0; r < n; r++) {
-            size_t klen = 0;
-            rv_key_encode(st->key_cols, st->nkeys, r, &st->kbuf, &klen, &st->kcap);
-            assign(st, r, now, RV_WATERMARK_MIN, (uint32_t)klen, &m);
-        }
-        int64_t last = floor_div(now, st->sp.slide) * st->sp.slide;
-        for (int64_t s = last; s > now - st->sp.size; s -= st->sp.slide)
-            rv_ctx_timer_at(ctx, s + st->sp.size);
-    } else {
-        const rv_column *ts = &in->cols[st->sp.ts_field];
-        int64_t wm = st->wm;
-        for (uint32_t r = 0; r < n; r++) {
-            int64_t t = ts->d.i64[r];
+    st->npairs = 0;
+    uint32_t nlate = 0;
+    const rv_column *ts = st->sp.processing ? NULL : &in->cols[st->sp.ts_field];
+    int64_t now = st->sp.processing ? rv_ctx_now_ms(ctx) : 0;
+    int64_t reach = st->sp.kind == WIN_SESSION ? st->sp.gap : st->sp.size;
+    for (uint32_t r = 0; r < n; r++) {
+        int64_t t = now;
+        if (ts) {
+            t = ts->d.i64[r];
             if (rv_col_is_null(ts, r) || t < -MAX_TS || t > MAX_TS) {
                 st->no_time++;
                 continue;
             }
-            /* Late: the latest window holding t ended at or before the watermark. */
-            if (floor_div(t, st->sp.slide) * st->sp.slide + st->sp.size - 1 <= wm) {
-                st->late++;
+            /* Late: even the latest window holding t is past its lateness. */
+            int64_t last_end = st->sp.kind == WIN_SESSION ? t + reach : floor_div(t, st->sp.slide) * st->sp.slide + reach;
+            if (last_end - 1 + st->sp.lateness <= st->wm) {
+                st->late_rows[nlate++] = r;
                 continue;
             }
-            size_t klen = 0;
-            rv_key_encode(st->key_cols, st->nkeys, r, &st->kbuf, &klen, &st->kcap);
-            assign(st, r, t, wm, (uint32_t)klen, &m);
         }
+        st->times[r] = t;
+        if (st->sp.kind == WIN_SESSION)
+            assign_session(st, ctx, in, r, t);
+        else
+            assign_fixed(st, ctx, r, t);
     }
-    accumulate(st, in, m);
-    return RV_OK;
+    fold_pairs(st, in);
+    rv_code rc = st->nitems ? emit_updates(st, ctx) : RV_OK;
+    if (rc == RV_OK)
+        rc = send_late(st, ctx, in, nlate);
+    return rc;
 }
 
 static rv_code wagg_on_watermark(void *state, rv_op_ctx *ctx, int64_t wm)
@@ -615,14 +1004,7 @@ static rv_code wagg_on_watermark(void *state, rv_op_ctx *ctx, int64_t wm)
     st->wm = wm;
     if (st->sp.processing)
         return RV_OK;
-    /* Fire windows with end - 1 <= wm (written so wm = INT64_MAX cannot overflow). */
-    int64_t start;
-    while (rv_window_state_first(st->ws, &start) && start + st->sp.size - 1 <= wm) {
-        rv_code rc = fire(st, ctx, start);
-        if (rc != RV_OK)
-            return rc;
-    }
-    return RV_OK;
+    return fire_timers(st, ctx, wm);
 }
 
 static rv_code wagg_on_timer(void *state, rv_op_ctx *ctx, int64_t when_ms)
@@ -630,22 +1012,19 @@ static rv_code wagg_on_timer(void *state, rv_op_ctx *ctx, int64_t when_ms)
     wagg_state *st = state;
     if (!st->sp.processing)
         return RV_OK;
-    return fire_until(st, ctx, when_ms);
+    return fire_timers(st, ctx, when_ms - 1);
 }
 
 static rv_code wagg_finish(void *state, rv_op_ctx *ctx)
 {
     wagg_state *st = state;
-    int64_t start;
-    while (rv_window_state_first(st->ws, &start)) {
-        rv_code rc = fire(st, ctx, start);
-        if (rc != RV_OK)
-            return rc;
-    }
+    rv_code rc = fire_timers(st, ctx, INT64_MAX);
+    if (rc != RV_OK)
+        return rc;
     if (st->late || st->no_time)
         RV_LOG_INFO(rv_ctx_tag(ctx),
-                    "%s: dropped %" PRIu64 " late rows and %" PRIu64
-                    " rows without a usable event time",
+                    "%s: %" PRIu64 " late rows (past allowed_lateness) and %" PRIu64
+                    " rows without a usable event time were not aggregated",
                     st->what, st->late, st->no_time);
     return RV_OK;
 }
@@ -654,17 +1033,24 @@ const rv_plugin rv_op_window_aggregate = {
     .name = "window_aggregate",
     .abi = RV_PLUGIN_ABI,
     .kind = RV_PLUGIN_OPERATOR,
-    .flags = RV_PLUGIN_KEYED,
+    .flags = RV_PLUGIN_KEYED | RV_PLUGIN_STATEFUL,
     .doc = "Aggregates rows per key (`key_by`) and time window. Tumbling windows `[start, "
            "start + size)` have starts at multiples of the size (epoch-aligned); sliding windows "
-           "start every `slide` and a row counts in each window that contains it. In event "
-           "time (the default) a window fires when the watermark reaches its end - 1; a row "
-           "is not added to windows that already fired (a row with no open window left is "
-           "late and dropped), and rows with a null event time are dropped (both are counted and logged when the job ends). In processing "
-           "time rows go to the window of the wall clock at arrival and a timer fires it at "
-           "its end. When the input ends every remaining window fires. Each firing emits one "
-           "row per key: the key fields, `window_start`, `window_end` (timestamps), then the "
-           "aggregates in the order written, with the types of their expressions.",
+           "start every `slide` and a row counts in each window that contains it; a session window "
+           "of a key spans its rows that are less than `gap` apart, `[first row, last row + gap)`, "
+           "and a row arriving out of order that bridges two sessions merges them. In event "
+           "time (the default) a window fires when the watermark reaches its end - 1. With "
+           "`allowed_lateness` its state is kept that much longer: a row for it in that time updates "
+           "it and the window's row is emitted again with `is_update: true`. A row too late for every "
+           "window it belongs to goes to `late_output` (or `input: <id>.late`) if a node reads it, "
+           "and is counted; rows with a null event time are dropped and counted (both logged when "
+           "the job ends). In processing time rows go to the window of the wall clock at arrival "
+           "and a timer fires it at its end. When the input ends every remaining window fires. "
+           "Each firing emits one row per key: the key fields, `window_start`, `window_end` "
+           "(timestamps), then the aggregates in the order written, with the types of their "
+           "expressions (then `is_update` with allowed_lateness). Windows fire in end order; rows "
+           "of one window in the order their keys first appeared. State lives in the job's state "
+           "backend (`state:`), so it may exceed memory with `rocksdb`.",
     .config = wagg_keys,
     .nconfig = sizeof(wagg_keys) / sizeof(wagg_keys[0]),
     .config_size = sizeof(wagg_cfg),

@@ -701,7 +701,7 @@ sinks:
 
 
 def late_count(stderr):
-    m = re.search(r"dropped (\d+) late rows", stderr)
+    m = re.search(r"(\d+) late rows \(past allowed_lateness\)", stderr)
     return int(m.group(1)) if m else 0
 
 

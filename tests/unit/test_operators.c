@@ -13,6 +13,7 @@
 #include "rv_config.h"
 #include "rv_mem.h"
 #include "rv_plugin.h"
+#include "rv_state.h"
 #include "rv_yaml.h"
 
 struct rv_op_ctx {
@@ -31,6 +32,10 @@ struct rv_op_ctx {
     int64_t timers[1000];
     int ntimers;
     rv_err *failed;
+    rv_state *state;
+    rv_schema *late_schema;
+    rv_batch *late[1000];
+    int nlate;
 };
 
 const void *rv_ctx_config(const rv_op_ctx *ctx) { return ctx->cfg; }
@@ -53,6 +58,14 @@ rv_code rv_ctx_emit(rv_op_ctx *ctx, rv_batch *b)
     ctx->emitted[ctx->nemitted++] = b;
     return RV_OK;
 }
+rv_code rv_ctx_emit_late(rv_op_ctx *ctx, rv_batch *b)
+{
+    if (b->nrows == 0) { rv_batch_unref(b); return RV_OK; }
+    cr_assert_lt(ctx->nlate, 1000);
+    ctx->late[ctx->nlate++] = b;
+    return RV_OK;
+}
+rv_state *rv_ctx_state(rv_op_ctx *ctx) { return ctx->state; }
 int64_t rv_ctx_now_ms(const rv_op_ctx *ctx) { return ctx->now; }
 int64_t rv_ctx_watermark(const rv_op_ctx *ctx) { return ctx->wm; }
 void rv_ctx_timer_at(rv_op_ctx *ctx, int64_t when)
@@ -132,13 +145,20 @@ static rv_err *op_plan(op_run *r, const rv_plugin *pl, const char *yaml, const c
     if ((err = pl->plan(&p)))
         return err;
     r->ctx.out = p.output;
+    r->ctx.late_schema = p.late_output;
     return NULL;
 }
 
 static void op_open(op_run *r)
 {
     r->state = rv_xcalloc(1, r->pl->state_size ? r->pl->state_size : 1);
-    rv_err *err = r->pl->open(r->state, &r->ctx);
+    rv_err *err = NULL;
+    if (r->pl->flags & RV_PLUGIN_STATEFUL) {
+        rv_state_conf conf = {.backend = RV_STATE_MEMORY, .memory_budget = RV_STATE_DEFAULT_BUDGET};
+        err = rv_state_open(&conf, "/tmp/rivulet-test-operators-unused", "op", &r->ctx.state);
+        cr_assert_null(err, "%s", err ? rv_err_msg(err) : "");
+    }
+    err = r->pl->open(r->state, &r->ctx);
     cr_assert_null(err, "%s", err ? rv_err_msg(err) : "");
     r->opened = true;
 }
@@ -148,7 +168,10 @@ static void op_free(op_run *r)
     if (r->opened && r->pl->close)
         r->pl->close(r->state, &r->ctx);
     free(r->state);
+    rv_state_close(r->ctx.state);
     for (int i = 0; i < r->ctx.nemitted; i++) rv_batch_unref(r->ctx.emitted[i]);
+    for (int i = 0; i < r->ctx.nlate; i++) rv_batch_unref(r->ctx.late[i]);
+    rv_schema_unref(r->ctx.late_schema);
     rv_config_free(r->pl->config, r->pl->nconfig, r->cfg);
     free(r->cfg);
     for (int i = 0; i < 4; i++) rv_schema_unref(r->ctx.in[i]);
@@ -508,9 +531,9 @@ Test(window_aggregate, plan_errors)
                           "ts:string,k:int64", NULL, "k:int64", K1, NULL);
     EXPECT_ERR(err, "job.yaml:4:19: window_aggregate 'op': event time needs a timestamp field ('ts' is string)");
     op_free(&r);
-    err = op_plan(&r, &rv_op_window_aggregate, "id: w\nwindow: {session: {gap: 10s}}\naggregates: {n: count()}\n",
+    err = op_plan(&r, &rv_op_window_aggregate, "id: w\nwindow: {session: 10s}\naggregates: {n: count()}\n",
                           "ts:timestamp,k:int64", NULL, "k:int64", K1, "ts");
-    EXPECT_ERR(err, "session windows are not supported");
+    EXPECT_ERR(err, "job.yaml:2:19: operator 'op': a session window is written {gap: 30s}");
     op_free(&r);
     err = op_plan(&r, &rv_op_window_aggregate, "id: w\nwindow: {tumblin: 10s}\naggregates: {n: count()}\n",
                           "ts:timestamp,k:int64", NULL, "k:int64", K1, "ts");

@@ -1,0 +1,51 @@
+/* rv_timers: the timer service of one operator instance's keyed state (see
+ * rv_state.h): timers per (key, namespace, time) in one domain, popped in
+ * (time, registration) order.
+ *
+ * Timers of one time share a bucket: an append-only byte log of
+ * {kg, key length, key hash, namespace, key bytes} records in chunks of
+ * RV_TIMER_CHUNK bytes, read front to back when the time comes, so the
+ * many timers of a window end cost a few bytes each and are read
+ * sequentially. Buckets are ordered by a min-heap on time, and found by
+ * time through a hash table.
+ *
+ * Spilling: rv_timers_spill() writes whole chunks of the buckets furthest
+ * in the future to RocksDB (key: 0xFFFF | 'T' | domain | time | chunk
+ * number, outside every key group's range) and frees them; popping a
+ * bucket reads its spilled chunks back in order. So timers stay within
+ * the state's memory budget too. */
+#ifndef RV_TIMERS_H
+#define RV_TIMERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rv_err.h"
+#include "rv_state_db.h"
+
+#define RV_TIMER_CHUNK 16384u
+
+typedef struct rv_timers rv_timers;
+
+rv_timers *rv_timers_new(int domain);
+void rv_timers_free(rv_timers *t); /* accepts NULL */
+
+/* Adds a timer (key bytes copied). Adding the same timer twice makes it
+ * pop twice. */
+void rv_timers_add(rv_timers *t, uint16_t kg, const uint8_t *key, uint32_t klen, uint64_t khash,
+                   int64_t ns, int64_t time);
+/* Removes the earliest timer with time <= upto. Its key stays valid until
+ * the next pop. False if there is none (or a spilled chunk could not be
+ * read: then *err is set). */
+bool rv_timers_pop(rv_timers *t, rv_sdb *db, int64_t upto, uint16_t *kg, const uint8_t **key,
+                   uint32_t *klen, uint64_t *khash, int64_t *ns, int64_t *time, rv_err **err);
+int64_t rv_timers_next(const rv_timers *t); /* INT64_MAX when empty */
+size_t rv_timers_count(const rv_timers *t);
+/* Bytes held in memory. */
+size_t rv_timers_bytes(const rv_timers *t);
+/* Spills full chunks, latest times first, until at most `keep` bytes
+ * stay in memory (or nothing more can go). Writes go to db's batch. */
+void rv_timers_spill(rv_timers *t, rv_sdb *db, size_t keep);
+
+#endif
