@@ -181,6 +181,21 @@ static void format_time(int64_t ms, char *buf, size_t cap)
     rv_buf_fini(&b);
 }
 
+/* A watermark: "-" before the first, "end" for the final one, else ISO-8601. */
+static void format_watermark(int64_t wm, char *buf, size_t cap)
+{
+    if (wm == INT64_MIN)
+        snprintf(buf, cap, "-");
+    else if (wm == INT64_MAX)
+        snprintf(buf, cap, "end");
+    else {
+        rv_buf b = {0};
+        rv_ts_format_iso8601(wm, &b);
+        snprintf(buf, cap, "%.*s", (int)b.len, b.data);
+        rv_buf_fini(&b);
+    }
+}
+
 int rv_cli_list(int argc, char **argv)
 {
     cli_opts o;
@@ -254,8 +269,12 @@ int rv_cli_status(int argc, char **argv)
             json_str(s->chain, &b);
             rv_buf_append(&b, ",\"taskmanager\":", 15);
             json_str(s->tm, &b);
-            rv_buf_printf(&b, ",\"records_in\":%llu,\"records_out\":%llu}", (unsigned long long)s->records_in,
+            rv_buf_printf(&b, ",\"records_in\":%llu,\"records_out\":%llu,\"watermark\":", (unsigned long long)s->records_in,
                           (unsigned long long)s->records_out);
+            if (s->watermark == INT64_MIN)
+                rv_buf_append(&b, "null}", 5);
+            else
+                rv_buf_printf(&b, "%lld}", (long long)s->watermark);
         }
         rv_buf_append(&b, "]}\n", 3);
         fwrite(b.data, 1, b.len, stdout);
@@ -267,11 +286,14 @@ int rv_cli_status(int argc, char **argv)
         printf("job %s (%s): %s\nstarted %s, ended %s\n", j->job_id, j->name, j->state, t0, t1);
         if (j->error[0])
             printf("error: %s\n", j->error);
-        printf("%-5s %-8s %-28s %12s %12s  %s\n", "TASK", "SUBTASK", "TASK MANAGER", "RECORDS IN", "RECORDS OUT", "CHAIN");
+        printf("%-5s %-8s %-28s %12s %12s  %-24s  %s\n", "TASK", "SUBTASK", "TASK MANAGER", "RECORDS IN", "RECORDS OUT",
+               "WATERMARK", "CHAIN");
         for (size_t i = 0; i < j->n_subtasks; i++) {
             const Rivulet__SubtaskInfo *s = j->subtasks[i];
-            printf("%-5u %-8u %-28s %12llu %12llu  %s\n", s->task, s->subtask, s->tm[0] ? s->tm : "-",
-                   (unsigned long long)s->records_in, (unsigned long long)s->records_out, s->chain);
+            char wm[40];
+            format_watermark(s->watermark, wm, sizeof(wm));
+            printf("%-5u %-8u %-28s %12llu %12llu  %-24s  %s\n", s->task, s->subtask, s->tm[0] ? s->tm : "-",
+                   (unsigned long long)s->records_in, (unsigned long long)s->records_out, wm, s->chain);
         }
     }
     rv_proto_free(reply);

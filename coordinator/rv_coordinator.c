@@ -613,6 +613,7 @@ static void fill_job_info(rv_coord *c, job *j, Rivulet__JobInfo *info, bool deta
             s->tm = rv_xstrdup(j->slot_tm ? c->tms[j->slot_tm[i]].name : "");
             s->records_in = j->metrics[k].records_in;
             s->records_out = j->metrics[k].records_out;
+            s->watermark = j->metrics[k].watermark;
             info->subtasks[k] = s;
         }
     }

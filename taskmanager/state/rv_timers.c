@@ -16,7 +16,7 @@
 
 typedef struct chunk {
     uint8_t *data; /* NULL: spilled */
-    uint32_t len;
+    uint32_t len, cap;
 } chunk;
 
 typedef struct bucket {
@@ -192,6 +192,10 @@ static bucket *bucket_of(rv_timers *t, int64_t time)
 
 static void bucket_remove(rv_timers *t, uint32_t id)
 {
+    bucket *b = &t->b[id];
+    for (size_t c = 0; c < b->nchunks; c++)
+        if (b->chunks[c].data)
+            t->bytes -= b->chunks[c].cap + sizeof(chunk);
     index_remove(t, id);
     size_t pos = (size_t)t->b[id].heap_pos;
     t->nheap--;
@@ -214,18 +218,22 @@ void rv_timers_add(rv_timers *t, uint16_t kg, const uint8_t *key, uint32_t klen,
     bucket *b = bucket_of(t, time);
     uint32_t need = REC_HEAD + klen;
     chunk *c = b->nchunks ? &b->chunks[b->nchunks - 1] : NULL;
-    if (!c || !c->data || c->len + need > RV_TIMER_CHUNK) {
+    if (c && c->data && c->len + need > c->cap && c->cap < RV_TIMER_CHUNK && c->len + need <= RV_TIMER_CHUNK) {
+        /* A small first chunk (or one read back from RocksDB) grows to a full one. */
+        c->data = rv_xrealloc(c->data, RV_TIMER_CHUNK);
+        t->bytes += RV_TIMER_CHUNK - c->cap;
+        c->cap = RV_TIMER_CHUNK;
+    }
+    if (!c || !c->data || c->len + need > c->cap) {
         rv_xgrow((void **)&b->chunks, &b->cap, b->nchunks + 1, sizeof(chunk));
         c = &b->chunks[b->nchunks++];
-        uint32_t size = need > RV_TIMER_CHUNK ? need : RV_TIMER_CHUNK;
-        if (b->nchunks == 1 && need <= 256)
-            size = 256; /* most buckets of session windows hold one timer */
+        /* Chunks start small (most buckets of session windows hold one
+         * timer) and grow to RV_TIMER_CHUNK above. */
+        uint32_t size = need <= 256 ? 256 : need > RV_TIMER_CHUNK ? need : RV_TIMER_CHUNK;
         c->data = rv_xmalloc(size);
         c->len = 0;
+        c->cap = size;
         t->bytes += size + sizeof(chunk);
-    } else if (b->nchunks == 1 && c->len + need > 256 && c->len <= 256) {
-        c->data = rv_xrealloc(c->data, RV_TIMER_CHUNK);
-        t->bytes += RV_TIMER_CHUNK - 256;
     }
     uint8_t *p = c->data + c->len;
     memcpy(p, &kg, 2);
@@ -281,13 +289,15 @@ bool rv_timers_pop(rv_timers *t, rv_sdb *db, int64_t upto, uint16_t *kg, const u
             rv_sdb_delete(db, k, sizeof(k));
             c->data = val;
             c->len = vlen;
-            t->bytes += vlen + sizeof(chunk);
+            c->cap = vlen;
+            t->bytes += c->cap + sizeof(chunk);
         }
         if (b->rd_off >= c->len) {
-            t->bytes -= c->len + sizeof(chunk);
+            t->bytes -= c->cap + sizeof(chunk);
             free(c->data);
             c->data = NULL;
             c->len = 0;
+            c->cap = 0;
             b->rd_chunk++;
             b->rd_off = 0;
             continue;
@@ -304,6 +314,8 @@ bool rv_timers_pop(rv_timers *t, rv_sdb *db, int64_t upto, uint16_t *kg, const u
         b->rd_off += REC_HEAD + *klen;
         b->count--;
         t->count--;
+        if (b->count == 0)
+            bucket_remove(t, id); /* so rv_timers_next() moves on */
         return true;
     }
 }
@@ -338,9 +350,10 @@ void rv_timers_spill(rv_timers *t, rv_sdb *db, size_t keep)
             uint8_t k[20];
             chunk_key(t, b->time, c, k);
             rv_sdb_put(db, k, sizeof(k), INT64_MAX, ch->data, ch->len);
-            t->bytes -= ch->len + sizeof(chunk);
+            t->bytes -= ch->cap + sizeof(chunk);
             free(ch->data);
             ch->data = NULL;
+            ch->cap = 0;
             /* A spilled last chunk is not appended to: the next add starts a new one. */
         }
     }

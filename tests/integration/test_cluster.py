@@ -352,6 +352,8 @@ def test_keyed_window_job_across_two_task_managers_matches_reference(wd):
         check_eq(total(src, "records_in"), len(rows), "records read by the sources")
         check_eq(total(src, "records_out"), ok, "records out of the source chain (after the filter)")
         check_eq(total(win, "records_in"), ok, "records into the keyed windows (nothing lost in the exchange)")
+        # Each operator exposes its watermark; at the end of a bounded job it is "end of time".
+        check_eq([s["watermark"] for s in win], [2**63 - 1] * 4, "watermarks of the window subtasks at the end")
         # Each source file holds every crawler, so keyed subtasks with input on
         # both task managers prove records crossed between the processes.
         check_eq(tms_with_records(win), {"tm-a", "tm-b"}, "task managers whose window subtasks received records")
