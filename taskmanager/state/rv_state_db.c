@@ -2,8 +2,9 @@
  *
  * Options, sized from the cache budget so RocksDB's own memory stays a
  * fraction of it: memtables of budget/8 (1-64 MiB, two of them), a block
- * cache of budget/8 (1-256 MiB), bloom filters (10 bits per key) so Gets of
- * absent keys usually skip the data blocks, LZ4 compression, no WAL. */
+ * cache of budget/8 (1-256 MiB), bloom filters (10 bits per key, also in
+ * the memtable) so Gets of absent keys usually skip the data, no
+ * compression but at the bottom level (LZ4), no WAL. */
 #include "rv_state_db.h"
 
 #include <rocksdb/c.h>
@@ -62,7 +63,12 @@ rv_err *rv_sdb_open(const char *dir, int64_t budget, const _Atomic int64_t *cloc
     rocksdb_options_set_create_if_missing(db->opts, 1);
     rocksdb_options_set_write_buffer_size(db->opts, (size_t)clamp(budget / 8, 1 << 20, 64 << 20));
     rocksdb_options_set_max_write_buffer_number(db->opts, 2);
-    rocksdb_options_set_compression(db->opts, rocksdb_lz4_compression);
+    /* Uncompressed upper levels (reads of hot spilled state), LZ4 at the bottom. */
+    rocksdb_options_set_compression(db->opts, rocksdb_no_compression);
+    rocksdb_options_set_bottommost_compression(db->opts, rocksdb_lz4_compression);
+    /* A bloom filter in the memtable too: most Gets of absent keys end there. */
+    rocksdb_options_set_memtable_whole_key_filtering(db->opts, 1);
+    rocksdb_options_set_memtable_prefix_bloom_size_ratio(db->opts, 0.1);
     rocksdb_options_set_max_background_jobs(db->opts, 2);
     rocksdb_options_set_max_open_files(db->opts, 256);
     db->cache = rocksdb_cache_create_lru((size_t)clamp(budget / 8, 1 << 20, 256 << 20));
