@@ -34,6 +34,7 @@
 #include "rv_mem.h"
 #include "rv_plugin.h"
 #include "rv_state.h"
+#include "row_keys.h"
 
 /* TTLs up to ~139 years keep t0 + ttl inside int64 for any sane time. */
 #define MAX_TTL_MS ((int64_t)1 << 42)
@@ -89,19 +90,10 @@ typedef struct dedup_state {
     char what[160];
     rv_schema *out;
     int nin; /* input fields */
-    int maxp;
-    /* keys */
-    int nkeys;
-    rv_expr **key_exprs;
-    int *key_field;         /* input field of a bare field key, else -1 */
-    rv_column *key_scratch; /* evaluated keys */
-    rv_column *key_cols;    /* this batch's key columns (shallow copies) */
+    rv_row_keys *rk;
     /* per-batch scratch */
-    uint64_t *hashes;
     uint32_t *sel;
     uint32_t cap;
-    uint8_t *kbuf;
-    size_t kcap;
     rv_column mark_col;
     rv_column *view_cols; /* nin + 1: input columns and mark_col */
     int64_t wm;
@@ -184,18 +176,8 @@ static rv_err *dedup_plan(rv_plan *p)
 static void dedup_close(void *state, rv_op_ctx *ctx)
 {
     dedup_state *st = state;
-    for (int k = 0; k < st->nkeys; k++) {
-        rv_expr_free(st->key_exprs ? st->key_exprs[k] : NULL);
-        if (st->key_scratch)
-            rv_col_fini(&st->key_scratch[k]);
-    }
-    free(st->key_exprs);
-    free(st->key_field);
-    free(st->key_scratch);
-    free(st->key_cols);
-    free(st->hashes);
+    rv_row_keys_free(st->rk);
     free(st->sel);
-    free(st->kbuf);
     if (st->sp.mark)
         rv_col_fini(&st->mark_col);
     free(st->view_cols);
@@ -213,25 +195,10 @@ static rv_err *setup(dedup_state *st, rv_op_ctx *ctx)
     if (!rv_ctx_state(ctx))
         return rv_err_new(RV_ERR_INTERNAL, "%s: the runtime gave no keyed state", st->what);
     st->nin = in->nfields;
-    st->maxp = rv_ctx_max_parallelism(ctx);
-    if (st->maxp < 1)
-        st->maxp = 1;
-    st->nkeys = rv_ctx_nkeys(ctx);
-    if (st->nkeys < 1)
+    if (rv_ctx_nkeys(ctx) < 1)
         return rv_err_new(RV_ERR_INVALID, "%s: dedup needs 'key_by'", st->what);
-    st->key_exprs = rv_xcalloc((size_t)st->nkeys, sizeof(rv_expr *));
-    st->key_field = rv_xcalloc((size_t)st->nkeys, sizeof(int));
-    st->key_scratch = rv_xcalloc((size_t)st->nkeys, sizeof(rv_column));
-    st->key_cols = rv_xcalloc((size_t)st->nkeys, sizeof(rv_column));
-    for (int k = 0; k < st->nkeys; k++) {
-        size_t off = 0;
-        err = rv_expr_compile(rv_ctx_key_expr(ctx, k), in, &st->key_exprs[k], &off);
-        if (err)
-            return rv_err_wrap(err, "operator '%s': key_by '%s'", id, rv_ctx_key_expr(ctx, k));
-        const char *f = rv_expr_field_name(st->key_exprs[k]);
-        st->key_field[k] = f ? rv_schema_find(in, f) : -1;
-        rv_col_init(&st->key_scratch[k], rv_expr_type(st->key_exprs[k]), RV_BATCH_DEFAULT_ROWS);
-    }
+    if ((err = rv_row_keys_new(ctx, &st->rk)))
+        return rv_err_wrap(err, "operator '%s'", id);
     if (st->sp.mark) {
         rv_col_init(&st->mark_col, RV_T_BOOL, RV_BATCH_DEFAULT_ROWS);
         st->view_cols = rv_xcalloc((size_t)st->nin + 1, sizeof(rv_column));
@@ -262,23 +229,9 @@ static void ensure_scratch(dedup_state *st, uint32_t n)
 {
     if (n <= st->cap)
         return;
-    free(st->hashes);
     free(st->sel);
-    st->hashes = rv_xmalloc((size_t)n * sizeof(uint64_t));
     st->sel = rv_xmalloc((size_t)n * sizeof(uint32_t));
     st->cap = n;
-}
-
-static void eval_keys(dedup_state *st, const rv_batch *in)
-{
-    for (int k = 0; k < st->nkeys; k++) {
-        if (st->key_field[k] >= 0) {
-            st->key_cols[k] = in->cols[st->key_field[k]];
-        } else {
-            rv_expr_eval(st->key_exprs[k], in, &st->key_scratch[k]);
-            st->key_cols[k] = st->key_scratch[k];
-        }
-    }
 }
 
 /* Decides one row of key k at time t (has_t false: null event time) and
@@ -333,8 +286,7 @@ static rv_code dedup_process(void *state, rv_op_ctx *ctx, int input, const rv_ba
             rv_state_advance_time(s, now);
     }
     ensure_scratch(st, n);
-    eval_keys(st, in);
-    rv_hash_rows(st->key_cols, st->nkeys, n, st->hashes, &st->kbuf, &st->kcap);
+    const rv_skey *keys = rv_row_keys_eval(st->rk, in);
     if (st->sp.mark) {
         rv_col_reset(&st->mark_col);
         rv_col_reserve(&st->mark_col, n);
@@ -350,13 +302,7 @@ static rv_code dedup_process(void *state, rv_op_ctx *ctx, int input, const rv_ba
             if (t == NO_TIME)
                 t = NO_TIME + 1; /* INT64_MIN marks "no time" in the state */
         }
-        size_t klen = 0;
-        rv_key_encode(st->key_cols, st->nkeys, r, &st->kbuf, &klen, &st->kcap);
-        rv_skey k = {.key = st->kbuf,
-                     .len = (uint32_t)klen,
-                     .kg = (uint16_t)rv_key_group(st->hashes[r], st->maxp),
-                     .hash = st->hashes[r]};
-        bool dup = probe(st, s, &k, has_t, t);
+        bool dup = probe(st, s, &keys[r], has_t, t);
         if (!has_t)
             st->no_time++;
         if (dup)

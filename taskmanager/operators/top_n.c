@@ -45,6 +45,7 @@
 #include "rv_mem.h"
 #include "rv_plugin.h"
 #include "rv_state.h"
+#include "row_keys.h"
 
 #define OUT_ROWS RV_BATCH_DEFAULT_ROWS
 #define MAX_N 10000
@@ -100,18 +101,10 @@ typedef struct topn_state {
     char what[160];
     rv_schema *out;
     int nin;
-    int maxp;
-    /* keys (none: one empty key in key group 0) */
-    int nkeys;
-    rv_expr **key_exprs;
-    int *key_field;
-    rv_column *key_scratch;
-    rv_column *key_cols;
+    rv_row_keys *rk; /* keys (none: one empty key in key group 0) */
     /* per-batch scratch */
-    uint64_t *hashes;
-    uint32_t hcap;
-    uint8_t *kbuf, *skbuf, *rowbuf;
-    size_t kcap, skcap, rowcap;
+    uint8_t *skbuf, *rowbuf;
+    size_t skcap, rowcap;
     rv_batch *pending; /* output being filled while firing */
     int64_t wm;
     uint64_t late, no_window;
@@ -378,17 +371,7 @@ static rv_err *topn_plan(rv_plan *p)
 static void topn_close(void *state, rv_op_ctx *ctx)
 {
     topn_state *st = state;
-    for (int k = 0; k < st->nkeys; k++) {
-        rv_expr_free(st->key_exprs ? st->key_exprs[k] : NULL);
-        if (st->key_scratch)
-            rv_col_fini(&st->key_scratch[k]);
-    }
-    free(st->key_exprs);
-    free(st->key_field);
-    free(st->key_scratch);
-    free(st->key_cols);
-    free(st->hashes);
-    free(st->kbuf);
+    rv_row_keys_free(st->rk);
     free(st->skbuf);
     free(st->rowbuf);
     rv_batch_unref(st->pending);
@@ -406,23 +389,8 @@ static rv_err *setup(topn_state *st, rv_op_ctx *ctx)
     if (!rv_ctx_state(ctx))
         return rv_err_new(RV_ERR_INTERNAL, "%s: the runtime gave no keyed state", st->what);
     st->nin = in->nfields;
-    st->maxp = rv_ctx_max_parallelism(ctx);
-    if (st->maxp < 1)
-        st->maxp = 1;
-    st->nkeys = rv_ctx_nkeys(ctx);
-    st->key_exprs = rv_xcalloc((size_t)st->nkeys + 1, sizeof(rv_expr *));
-    st->key_field = rv_xcalloc((size_t)st->nkeys + 1, sizeof(int));
-    st->key_scratch = rv_xcalloc((size_t)st->nkeys + 1, sizeof(rv_column));
-    st->key_cols = rv_xcalloc((size_t)st->nkeys + 1, sizeof(rv_column));
-    for (int k = 0; k < st->nkeys; k++) {
-        size_t off = 0;
-        err = rv_expr_compile(rv_ctx_key_expr(ctx, k), in, &st->key_exprs[k], &off);
-        if (err)
-            return rv_err_wrap(err, "operator '%s': key_by '%s'", id, rv_ctx_key_expr(ctx, k));
-        const char *f = rv_expr_field_name(st->key_exprs[k]);
-        st->key_field[k] = f ? rv_schema_find(in, f) : -1;
-        rv_col_init(&st->key_scratch[k], rv_expr_type(st->key_exprs[k]), OUT_ROWS);
-    }
+    if ((err = rv_row_keys_new(ctx, &st->rk)))
+        return rv_err_wrap(err, "operator '%s'", id);
     return NULL;
 }
 
@@ -586,27 +554,6 @@ static void offer(topn_state *st, rv_state *s, const rv_skey *k, int64_t we, con
 
 /* ---- processing ---- */
 
-static void ensure_scratch(topn_state *st, uint32_t n)
-{
-    if (n <= st->hcap)
-        return;
-    free(st->hashes);
-    st->hashes = rv_xmalloc((size_t)n * sizeof(uint64_t));
-    st->hcap = n;
-}
-
-static void eval_keys(topn_state *st, const rv_batch *in)
-{
-    for (int k = 0; k < st->nkeys; k++) {
-        if (st->key_field[k] >= 0) {
-            st->key_cols[k] = in->cols[st->key_field[k]];
-        } else {
-            rv_expr_eval(st->key_exprs[k], in, &st->key_scratch[k]);
-            st->key_cols[k] = st->key_scratch[k];
-        }
-    }
-}
-
 static rv_code topn_process(void *state, rv_op_ctx *ctx, int input, const rv_batch *in)
 {
     topn_state *st = state;
@@ -614,12 +561,7 @@ static rv_code topn_process(void *state, rv_op_ctx *ctx, int input, const rv_bat
     if (n == 0)
         return RV_OK;
     rv_state *s = rv_ctx_state(ctx);
-    if (st->nkeys) {
-        ensure_scratch(st, n);
-        eval_keys(st, in);
-        rv_hash_rows(st->key_cols, st->nkeys, n, st->hashes, &st->kbuf, &st->kcap);
-    }
-    static const uint8_t empty_key[1] = {0};
+    const rv_skey *keys = rv_row_keys_eval(st->rk, in);
     const rv_column *wec = &in->cols[st->sp.we_field];
     for (uint32_t r = 0; r < n; r++) {
         int64_t we = wec->d.i64[r];
@@ -631,18 +573,9 @@ static rv_code topn_process(void *state, rv_op_ctx *ctx, int input, const rv_bat
             st->late++; /* its window already fired */
             continue;
         }
-        rv_skey k = {.key = empty_key, .len = 0, .kg = 0, .hash = 0};
-        if (st->nkeys) {
-            size_t klen = 0;
-            rv_key_encode(st->key_cols, st->nkeys, r, &st->kbuf, &klen, &st->kcap);
-            k.key = st->kbuf;
-            k.len = (uint32_t)klen;
-            k.hash = st->hashes[r];
-            k.kg = (uint16_t)rv_key_group(st->hashes[r], st->maxp);
-        }
         size_t sklen = 0;
         encode_sort_key(st, in, r, &sklen);
-        offer(st, s, &k, we, in, r, sklen);
+        offer(st, s, &keys[r], we, in, r, sklen);
     }
     return RV_OK;
 }

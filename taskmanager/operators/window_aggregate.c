@@ -42,6 +42,7 @@
 #include "rv_mem.h"
 #include "rv_plugin.h"
 #include "rv_state.h"
+#include "row_keys.h"
 #include "window_acc.h"
 
 #define OUT_ROWS 4096u
@@ -417,12 +418,8 @@ typedef struct wagg_state {
     rv_wacc *acc;
     uint32_t acc_size;
     int maxp;
-    /* keys */
     int nkeys;
-    rv_expr **key_exprs;
-    int *key_field;         /* input field of a bare field key, else -1 */
-    rv_column *key_scratch; /* evaluated keys */
-    rv_column *key_cols;    /* this batch's key columns (shallow copies) */
+    rv_row_keys *rk;
     /* aggregate calls, flattened over all aggregates */
     int ncalls;
     const rv_agg_call **calls;
@@ -431,14 +428,7 @@ typedef struct wagg_state {
     int *call_base;      /* per aggregate: index of its first call */
     rv_batch **final_in; /* per aggregate: batch of its final_schema, or NULL when direct */
     /* per-batch scratch */
-    uint64_t *hashes;
-    size_t hash_cap;
-    uint8_t *kbuf;       /* every row's key bytes */
-    size_t kcap;
-    size_t *koffs;
-    size_t koff_cap;
-    rv_skey *skeys;
-    size_t skey_cap;
+    const rv_skey *skeys; /* the rows' keys */
     int64_t *times;
     size_t times_cap;
     rv_wacc_pair *pairs;
@@ -461,14 +451,7 @@ typedef struct wagg_state {
 static void wagg_close(void *state, rv_op_ctx *ctx)
 {
     wagg_state *st = state;
-    for (int k = 0; k < st->nkeys; k++) {
-        rv_expr_free(st->key_exprs[k]);
-        rv_col_fini(&st->key_scratch[k]);
-    }
-    free(st->key_exprs);
-    free(st->key_field);
-    free(st->key_scratch);
-    free(st->key_cols);
+    rv_row_keys_free(st->rk);
     for (int c = 0; c < st->ncalls; c++)
         rv_col_fini(&st->arg_scratch[c]);
     free(st->arg_scratch);
@@ -480,10 +463,6 @@ static void wagg_close(void *state, rv_op_ctx *ctx)
     free(st->call_base);
     spec_fini(&st->sp);
     rv_wacc_free(st->acc);
-    free(st->hashes);
-    free(st->kbuf);
-    free(st->koffs);
-    free(st->skeys);
     free(st->times);
     free(st->pairs);
     free(st->late_rows);
@@ -518,18 +497,8 @@ static rv_err *setup(wagg_state *st, rv_op_ctx *ctx)
     if (err)
         return err;
     st->nkeys = rv_ctx_nkeys(ctx);
-    st->key_exprs = rv_xcalloc((size_t)st->nkeys + 1, sizeof(rv_expr *));
-    st->key_field = rv_xcalloc((size_t)st->nkeys + 1, sizeof(int));
-    st->key_scratch = rv_xcalloc((size_t)st->nkeys + 1, sizeof(rv_column));
-    st->key_cols = rv_xcalloc((size_t)st->nkeys + 1, sizeof(rv_column));
-    for (int k = 0; k < st->nkeys; k++) {
-        size_t off = 0;
-        err = rv_expr_compile(rv_ctx_key_expr(ctx, k), in, &st->key_exprs[k], &off);
-        if (err)
-            return rv_err_wrap(err, "operator '%s': key_by '%s'", id, rv_ctx_key_expr(ctx, k));
-        st->key_field[k] = bare_field(st->key_exprs[k], in);
-        rv_col_init(&st->key_scratch[k], rv_expr_type(st->key_exprs[k]), OUT_ROWS);
-    }
+    if ((err = rv_row_keys_new(ctx, &st->rk)))
+        return rv_err_wrap(err, "operator '%s'", id);
     int ncalls = 0;
     for (int a = 0; a < st->sp.naggs; a++)
         ncalls += st->sp.aggs[a]->ncalls;
@@ -772,37 +741,10 @@ static rv_code fire_timers(wagg_state *st, rv_op_ctx *ctx, int64_t upto)
 
 static void ensure_scratch(wagg_state *st, uint32_t n)
 {
-    rv_xgrow((void **)&st->hashes, &st->hash_cap, n, sizeof(uint64_t));
-    rv_xgrow((void **)&st->koffs, &st->koff_cap, (size_t)n + 1, sizeof(size_t));
-    rv_xgrow((void **)&st->skeys, &st->skey_cap, n, sizeof(rv_skey));
     rv_xgrow((void **)&st->times, &st->times_cap, n, sizeof(int64_t));
     rv_xgrow((void **)&st->late_rows, &st->late_cap, n, sizeof(uint32_t));
     size_t per = st->sp.kind == WIN_SLIDING ? (size_t)(st->sp.size / st->sp.slide + 1) : 1;
     rv_xgrow((void **)&st->pairs, &st->pair_cap, (size_t)n * per, sizeof(rv_wacc_pair));
-}
-
-/* Evaluates the key columns of `in` and every row's state key. */
-static void eval_keys(wagg_state *st, const rv_batch *in)
-{
-    uint32_t n = in->nrows;
-    for (int k = 0; k < st->nkeys; k++) {
-        if (st->key_field[k] >= 0) {
-            st->key_cols[k] = in->cols[st->key_field[k]];
-        } else {
-            rv_expr_eval(st->key_exprs[k], in, &st->key_scratch[k]);
-            st->key_cols[k] = st->key_scratch[k];
-        }
-    }
-    rv_hash_rows(st->key_cols, st->nkeys, n, st->hashes, &st->kbuf, &st->kcap);
-    size_t len = 0;
-    for (uint32_t r = 0; r < n; r++) {
-        st->koffs[r] = len;
-        rv_key_encode(st->key_cols, st->nkeys, r, &st->kbuf, &len, &st->kcap);
-    }
-    st->koffs[n] = len;
-    for (uint32_t r = 0; r < n; r++)
-        st->skeys[r] = (rv_skey){.key = st->kbuf + st->koffs[r], .len = (uint32_t)(st->koffs[r + 1] - st->koffs[r]),
-                                 .kg = (uint16_t)rv_key_group(st->hashes[r], st->maxp), .hash = st->hashes[r]};
 }
 
 /* Folds the pending (row, window) pairs into every call. */
@@ -962,7 +904,7 @@ static rv_code wagg_process(void *state, rv_op_ctx *ctx, int input, const rv_bat
     if (n == 0)
         return RV_OK;
     ensure_scratch(st, n);
-    eval_keys(st, in);
+    st->skeys = rv_row_keys_eval(st->rk, in);
     st->npairs = 0;
     uint32_t nlate = 0;
     const rv_column *ts = st->sp.processing ? NULL : &in->cols[st->sp.ts_field];
