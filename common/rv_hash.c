@@ -17,7 +17,8 @@ uint64_t rv_hash_bytes(const void *p, size_t len, uint64_t seed)
 static void put(uint8_t **buf, size_t *len, size_t *cap, const void *p, size_t n)
 {
     rv_xgrow((void **)buf, cap, *len + n, 1);
-    memcpy(*buf + *len, p, n);
+    if (n) /* an empty string's bytes may be NULL */
+        memcpy(*buf + *len, p, n);
     *len += n;
 }
 
