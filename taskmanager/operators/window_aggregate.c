@@ -410,6 +410,13 @@ typedef struct fire_item {
     bool update, drop;
 } fire_item;
 
+/* A popped timer (its key bytes at koff in grp_keys). */
+typedef struct timer_item {
+    size_t koff;
+    rv_skey key;
+    int64_t ns, time;
+} timer_item;
+
 typedef struct wagg_state {
     wspec sp;
     char what[160];
@@ -431,6 +438,8 @@ typedef struct wagg_state {
     const rv_skey *skeys; /* the rows' keys */
     int64_t *times;
     size_t times_cap;
+    int64_t *pf_ns;      /* each row's latest window, to prefetch */
+    size_t pf_cap;
     rv_wacc_pair *pairs;
     size_t npairs, pair_cap;
     uint32_t *late_rows;
@@ -444,6 +453,14 @@ typedef struct wagg_state {
     size_t fire_klen, fire_kcap;
     rv_wacc_item *witems;
     size_t witem_cap;
+    timer_item *grp;     /* a group of popped timers */
+    size_t grp_cap;
+    uint8_t *grp_keys;
+    size_t grp_kcap;
+    rv_skey *grp_skeys;
+    size_t grp_scap;
+    int64_t *grp_ns;
+    size_t grp_nscap;
     int64_t wm;
     uint64_t late, no_time;
 } wagg_state;
@@ -464,12 +481,17 @@ static void wagg_close(void *state, rv_op_ctx *ctx)
     spec_fini(&st->sp);
     rv_wacc_free(st->acc);
     free(st->times);
+    free(st->pf_ns);
     free(st->pairs);
     free(st->late_rows);
     free(st->sess);
     free(st->items);
     free(st->fire_keys);
     free(st->witems);
+    free(st->grp);
+    free(st->grp_keys);
+    free(st->grp_skeys);
+    free(st->grp_ns);
     memset(st, 0, sizeof(*st));
 }
 
@@ -724,15 +746,39 @@ static rv_code on_window_timer(wagg_state *st, rv_op_ctx *ctx, const rv_skey *k,
     return st->nitems >= OUT_ROWS ? flush_items(st, ctx) : RV_OK;
 }
 
-/* Fires every window whose timer is at or before `upto`. */
+/* Fires every window whose timer is at or before `upto`. Timers are
+ * popped in groups whose windows are prefetched together. */
 static rv_code fire_timers(wagg_state *st, rv_op_ctx *ctx, int64_t upto)
 {
-    rv_skey k;
-    int64_t ns, time;
     rv_code rc = RV_OK;
-    while (rc == RV_OK && rv_timer_pop(st->s, domain(st), upto, &k, &ns, &time))
-        rc = on_window_timer(st, ctx, &k, ns, time);
-    if (rc == RV_OK && st->nitems)
+    for (;;) {
+        size_t g = 0, klen = 0;
+        rv_skey k;
+        int64_t ns, time;
+        while (g < OUT_ROWS && rv_timer_pop(st->s, domain(st), upto, &k, &ns, &time)) {
+            rv_xgrow((void **)&st->grp, &st->grp_cap, g + 1, sizeof(st->grp[0]));
+            rv_xgrow((void **)&st->grp_keys, &st->grp_kcap, klen + k.len + 1, 1);
+            memcpy(st->grp_keys + klen, k.key, k.len);
+            st->grp[g] = (timer_item){.koff = klen, .key = k, .ns = ns, .time = time};
+            klen += k.len;
+            g++;
+        }
+        if (g == 0)
+            break;
+        rv_xgrow((void **)&st->grp_skeys, &st->grp_scap, g, sizeof(rv_skey));
+        rv_xgrow((void **)&st->grp_ns, &st->grp_nscap, g, sizeof(int64_t));
+        for (size_t i = 0; i < g; i++) {
+            st->grp_skeys[i] = st->grp[i].key;
+            st->grp_skeys[i].key = st->grp_keys + st->grp[i].koff;
+            st->grp_ns[i] = st->grp[i].ns;
+        }
+        rv_state_prefetch(st->s, SID_ACC, st->grp_skeys, st->grp_ns, (uint32_t)g);
+        for (size_t i = 0; i < g && rc == RV_OK; i++)
+            rc = on_window_timer(st, ctx, &st->grp_skeys[i], st->grp_ns[i], st->grp[i].time);
+        if (rc != RV_OK)
+            return rc;
+    }
+    if (st->nitems)
         rc = flush_items(st, ctx);
     return rc;
 }
@@ -742,6 +788,7 @@ static rv_code fire_timers(wagg_state *st, rv_op_ctx *ctx, int64_t upto)
 static void ensure_scratch(wagg_state *st, uint32_t n)
 {
     rv_xgrow((void **)&st->times, &st->times_cap, n, sizeof(int64_t));
+    rv_xgrow((void **)&st->pf_ns, &st->pf_cap, n, sizeof(int64_t));
     rv_xgrow((void **)&st->late_rows, &st->late_cap, n, sizeof(uint32_t));
     size_t per = st->sp.kind == WIN_SLIDING ? (size_t)(st->sp.size / st->sp.slide + 1) : 1;
     rv_xgrow((void **)&st->pairs, &st->pair_cap, (size_t)n * per, sizeof(rv_wacc_pair));
@@ -910,6 +957,14 @@ static rv_code wagg_process(void *state, rv_op_ctx *ctx, int input, const rv_bat
     const rv_column *ts = st->sp.processing ? NULL : &in->cols[st->sp.ts_field];
     int64_t now = st->sp.processing ? rv_ctx_now_ms(ctx) : 0;
     int64_t reach = st->sp.kind == WIN_SESSION ? st->sp.gap : st->sp.size;
+    if (st->sp.kind != WIN_SESSION) {
+        /* The latest window of each row: most rows land in windows already open. */
+        for (uint32_t r = 0; r < n; r++) {
+            int64_t t = ts ? ts->d.i64[r] : now;
+            st->pf_ns[r] = t >= -MAX_TS && t <= MAX_TS ? floor_div(t, st->sp.slide) * st->sp.slide : 0;
+        }
+        rv_state_prefetch(st->s, SID_ACC, st->skeys, st->pf_ns, n);
+    }
     for (uint32_t r = 0; r < n; r++) {
         int64_t t = now;
         if (ts) {

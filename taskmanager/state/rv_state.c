@@ -65,6 +65,9 @@ struct rv_state {
     size_t hand, sweep;
     uint8_t *kbuf; /* scratch full key */
     size_t kcap;
+    uint64_t *pf_hash; /* prefetch scratch */
+    uint32_t *pf_id;
+    size_t pf_cap;
     _Atomic int64_t clock;
     rv_timers *timers[2];
     rv_sdb *db;
@@ -128,6 +131,8 @@ void rv_state_close(rv_state *s)
     free(s->free_ids);
     free(s->slots);
     free(s->kbuf);
+    free(s->pf_hash);
+    free(s->pf_id);
     rv_timers_free(s->timers[0]);
     rv_timers_free(s->timers[1]);
     rv_sdb_close(s->db);
@@ -146,6 +151,13 @@ void rv_state_close(rv_state *s)
 
 /* ---- full keys ---- */
 
+/* The hash of (sid, k, ns) without a user key. */
+static inline uint64_t key_hash(int sid, const rv_skey *k, int64_t ns)
+{
+    uint64_t u = (uint64_t)ns ^ (1ull << 63);
+    return mix64(k->hash ^ mix64(u + (uint64_t)sid * 0x9E3779B97F4A7C15ull));
+}
+
 /* Builds the full key of (sid, k, ns, uk) in s->kbuf; returns its length
  * and its hash in *hash. */
 static uint32_t full_key(rv_state *s, int sid, const rv_skey *k, int64_t ns, const void *uk,
@@ -163,7 +175,7 @@ static uint32_t full_key(rv_state *s, int sid, const rv_skey *k, int64_t ns, con
         p[3 + k->len + i] = (uint8_t)(u >> (56 - 8 * i));
     if (uklen)
         memcpy(p + 3 + k->len + 8, uk, uklen);
-    uint64_t h = mix64(k->hash ^ mix64(u + (uint64_t)sid * 0x9E3779B97F4A7C15ull));
+    uint64_t h = key_hash(sid, k, ns);
     if (uklen)
         h ^= mix64(rv_hash_bytes(uk, uklen, 0));
     *hash = h;
@@ -480,6 +492,37 @@ void rv_map_remove(rv_state *s, int sid, const rv_skey *k, int64_t ns, const voi
     uint64_t h;
     uint32_t n = full_key(s, sid, k, ns, uk, uklen, &h);
     remove_key(s, n, h);
+}
+
+/* Group prefetching: three passes over the batch (slots, then the entries
+ * their tags point to, then the entries' allocations), so the misses of
+ * one pass overlap instead of following each other. */
+void rv_state_prefetch(rv_state *s, int sid, const rv_skey *keys, const int64_t *ns, uint32_t n)
+{
+    if (n > s->pf_cap) {
+        s->pf_cap = (size_t)n * 2;
+        s->pf_hash = rv_xrealloc(s->pf_hash, s->pf_cap * sizeof(uint64_t));
+        s->pf_id = rv_xrealloc(s->pf_id, s->pf_cap * sizeof(uint32_t));
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t h = key_hash(sid, &keys[i], ns[i]);
+        s->pf_hash[i] = h;
+        __builtin_prefetch(&s->slots[h & s->mask]);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t h = s->pf_hash[i];
+        uint32_t id = UINT32_MAX;
+        for (size_t j = h & s->mask; s->slots[j].id1; j = (j + 1) & s->mask)
+            if (s->slots[j].tag == (uint32_t)h) {
+                id = s->slots[j].id1 - 1;
+                __builtin_prefetch(&s->ents[id]);
+                break;
+            }
+        s->pf_id[i] = id;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        if (s->pf_id[i] != UINT32_MAX)
+            __builtin_prefetch(s->ents[s->pf_id[i]].blk);
 }
 
 /* ---- time and timers ---- */

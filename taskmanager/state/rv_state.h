@@ -136,6 +136,11 @@ bool rv_timer_pop(rv_state *s, rv_timer_domain d, int64_t upto, rv_skey *k, int6
 int64_t rv_timer_next(const rv_state *s, rv_timer_domain d);
 size_t rv_timer_count(const rv_state *s, rv_timer_domain d);
 
+/* Hints that value (sid, keys[i], ns[i]) will be accessed soon, for i in
+ * [0, n): brings the cache lines of those entries in, a batch at a time,
+ * so the accesses that follow do not each wait for memory. Optional. */
+void rv_state_prefetch(rv_state *s, int sid, const rv_skey *keys, const int64_t *ns, uint32_t n);
+
 /* Between batches: frees expired entries and, above the memory budget,
  * evicts cold entries to RocksDB. Invalidates pointers from accessors. */
 rv_err *rv_state_maintain(rv_state *s);
