@@ -686,6 +686,14 @@ static rv_err *plan_node(rv_jobspec *js, rv_node *n)
             return rv_yerr(rv_ymap_get(n->ynode, "parallelism"), RV_ERR_INVALID, "%s: '%s' runs with parallelism 1 only", what, n->plugin->name);
         n->parallelism = 1;
     }
+    /* A node after single-instance nodes (an unkeyed top_n) stays single
+     * unless told otherwise, so their ordered output is not spread out. */
+    bool after_single = n->ninputs > 0 && !n->nkeys;
+    for (int k = 0; k < n->ninputs; k++)
+        after_single = after_single && js->nodes[n->inputs[k].node].single;
+    n->single = p.max_parallelism == 1 || (after_single && !n->parallelism_set);
+    if (n->single)
+        n->parallelism = 1;
     if (n->nkeys && n->parallelism > js->max_parallelism)
         return rv_yerr(n->ynode, RV_ERR_INVALID, "%s: parallelism %d exceeds max_parallelism %d", what, n->parallelism, js->max_parallelism);
     return NULL;

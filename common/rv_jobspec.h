@@ -38,6 +38,7 @@ typedef struct rv_node {
     void *config;          /* plugin->config_size bytes */
     int parallelism;
     bool parallelism_set;  /* given explicitly in the YAML */
+    bool single;           /* runs as one instance: its plugin requires it, or it follows such a node */
     int ninputs;
     rv_input_ref *inputs;
     /* keyed operators */

@@ -563,6 +563,48 @@ BAD = [
 ]
 
 
+def test_nodes_after_an_unkeyed_top_n_default_to_one_instance(wd):
+    path = wd.join("plan.yaml")
+    with open(path, "w") as f:
+        f.write("""name: single
+parallelism: 3
+sources:
+  - id: src
+    type: generator
+    count: 10
+    schema: {ts: timestamp, d: string}
+    event_time: {field: ts}
+    fields:
+      ts: {kind: event_time, rate: 10}
+      d: {kind: choice, values: [a, b]}
+operators:
+  - id: w
+    type: window_aggregate
+    key_by: [d]
+    window: {tumbling: 1s}
+    aggregates: {hits: count()}
+  - id: top
+    type: top_n
+    n: 1
+    order_by: hits desc
+sinks:
+  - id: out
+    type: stdout
+  - id: wide
+    type: stdout
+    input: top
+    parallelism: 2
+""")
+    res = rivulet("plan", path)
+    check_eq(res.returncode, 0, f"plan exit code ({res.stderr})")
+    tasks = [l for l in res.stdout.splitlines() if l.startswith("task ")]
+    check(any("[parallelism 3]: w" in l for l in tasks), f"the window keeps the job parallelism: {tasks}")
+    check(any("[parallelism 1]: top" in l for l in tasks), f"top_n runs as one instance: {tasks}")
+    check(any("[parallelism 1]: out" in l or "[parallelism 1]: top -> out" in l for l in tasks),
+          f"the sink after it runs as one instance: {tasks}")
+    check(any("[parallelism 2]: wide" in l for l in tasks), f"an explicit parallelism still wins: {tasks}")
+
+
 def test_bad_configs_give_positioned_errors(wd):
     res = rivulet("validate", wd.file("ok.yaml", BASE))
     check_eq(res.returncode, 0, f"the base job is valid ({res.stderr})")
@@ -594,5 +636,6 @@ if __name__ == "__main__":
         test_top_n_per_key_at_parallelism_2,
         test_top_n_fires_each_window_when_the_watermark_passes_it,
         test_backends_and_a_tiny_budget_give_identical_output,
+        test_nodes_after_an_unkeyed_top_n_default_to_one_instance,
         test_bad_configs_give_positioned_errors,
     ])
