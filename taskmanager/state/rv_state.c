@@ -26,6 +26,7 @@
 #include "rv_log.h"
 #include "rv_mem.h"
 #include "rv_state_db.h"
+#include "rv_state_int.h"
 #include "rv_timers.h"
 
 #define F_DIRTY 1u
@@ -85,15 +86,6 @@ void rv_state_conf_default(rv_state_conf *c)
 
 const char *rv_state_backend_name(rv_state_backend b) { return b == RV_STATE_MEMORY ? "memory" : "rocksdb"; }
 
-static uint64_t mix64(uint64_t k)
-{
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdull;
-    k ^= k >> 33;
-    k *= 0xc4ceb9fe1a85ec53ull;
-    k ^= k >> 33;
-    return k;
-}
 
 static size_t total_bytes(const rv_state *s);
 
@@ -151,21 +143,15 @@ void rv_state_close(rv_state *s)
 
 /* ---- full keys ---- */
 
-/* The hash of (sid, k, ns) without a user key. */
-static inline uint64_t key_hash(int sid, const rv_skey *k, int64_t ns)
-{
-    uint64_t u = (uint64_t)ns ^ (1ull << 63);
-    return mix64(k->hash ^ mix64(u + (uint64_t)sid * 0x9E3779B97F4A7C15ull));
-}
+/* The table's hash of a full key: a function of its bytes alone, so
+ * entries read back from RocksDB or a snapshot hash the same. */
+static inline uint64_t full_key_hash(const uint8_t *p, size_t n) { return rv_hash_bytes(p, n, 0x5ca1ab1e); }
 
-/* Builds the full key of (sid, k, ns, uk) in s->kbuf; returns its length
- * and its hash in *hash. */
-static uint32_t full_key(rv_state *s, int sid, const rv_skey *k, int64_t ns, const void *uk,
-                         uint32_t uklen, uint64_t *hash)
+/* Writes the full key of (sid, k, ns, uk) to p (room for
+ * RV_FULL_KEY_LEN bytes); returns its length. */
+#define RV_FULL_KEY_LEN(k, uklen) (2 + 1 + (size_t)(k)->len + 8 + (uklen))
+static uint32_t write_full_key(uint8_t *p, int sid, const rv_skey *k, int64_t ns, const void *uk, uint32_t uklen)
 {
-    size_t n = 2 + 1 + (size_t)k->len + 8 + uklen;
-    rv_xgrow((void **)&s->kbuf, &s->kcap, n, 1);
-    uint8_t *p = s->kbuf;
     p[0] = (uint8_t)(k->kg >> 8);
     p[1] = (uint8_t)k->kg;
     p[2] = (uint8_t)sid;
@@ -175,11 +161,18 @@ static uint32_t full_key(rv_state *s, int sid, const rv_skey *k, int64_t ns, con
         p[3 + k->len + i] = (uint8_t)(u >> (56 - 8 * i));
     if (uklen)
         memcpy(p + 3 + k->len + 8, uk, uklen);
-    uint64_t h = key_hash(sid, k, ns);
-    if (uklen)
-        h ^= mix64(rv_hash_bytes(uk, uklen, 0));
-    *hash = h;
-    return (uint32_t)n;
+    return (uint32_t)RV_FULL_KEY_LEN(k, uklen);
+}
+
+/* Builds the full key of (sid, k, ns, uk) in s->kbuf; returns its length
+ * and its hash in *hash. */
+static uint32_t full_key(rv_state *s, int sid, const rv_skey *k, int64_t ns, const void *uk,
+                         uint32_t uklen, uint64_t *hash)
+{
+    rv_xgrow((void **)&s->kbuf, &s->kcap, RV_FULL_KEY_LEN(k, uklen), 1);
+    uint32_t n = write_full_key(s->kbuf, sid, k, ns, uk, uklen);
+    *hash = full_key_hash(s->kbuf, n);
+    return n;
 }
 
 /* ---- the table ---- */
@@ -504,8 +497,15 @@ void rv_state_prefetch(rv_state *s, int sid, const rv_skey *keys, const int64_t 
         s->pf_hash = rv_xrealloc(s->pf_hash, s->pf_cap * sizeof(uint64_t));
         s->pf_id = rv_xrealloc(s->pf_id, s->pf_cap * sizeof(uint32_t));
     }
+    uint8_t fk[512];
     for (uint32_t i = 0; i < n; i++) {
-        uint64_t h = key_hash(sid, &keys[i], ns[i]);
+        uint64_t h;
+        if (RV_FULL_KEY_LEN(&keys[i], 0) <= sizeof(fk)) {
+            h = full_key_hash(fk, write_full_key(fk, sid, &keys[i], ns[i], NULL, 0));
+        } else {
+            uint32_t len = full_key(s, sid, &keys[i], ns[i], NULL, 0, &h);
+            (void)len;
+        }
         s->pf_hash[i] = h;
         __builtin_prefetch(&s->slots[h & s->mask]);
     }
@@ -661,4 +661,88 @@ void rv_state_get_stats(const rv_state *s, rv_state_stats *out)
     out->db_reads = s->db_reads;
     out->db_hits = s->db_hits;
     out->db_open = s->db != NULL;
+}
+
+/* ---- for snapshots (rv_state_int.h) ---- */
+
+/* Writes every dirty entry to RocksDB; afterwards RocksDB holds the whole
+ * state and the cache only clean copies. */
+static rv_err *write_back(rv_state *s)
+{
+    for (size_t id = 0; id < s->nents; id++) {
+        entry *e = &s->ents[id];
+        if (!(e->flags & F_LIVE) || !(e->flags & F_DIRTY))
+            continue;
+        if ((e->flags & F_TOMB) || expired(s, e)) {
+            rv_sdb_delete(s->db, e->blk, e->klen);
+            drop(s, (uint32_t)id);
+            continue;
+        }
+        rv_sdb_put(s->db, e->blk, e->klen, e->expires, e->blk + e->klen, e->vlen);
+        e->flags = (uint8_t)((e->flags & ~F_DIRTY) | F_IN_DB);
+    }
+    s->db_used = true;
+    return rv_sdb_flush(s->db);
+}
+
+typedef struct each_ctx {
+    rv_state_entry_fn fn;
+    void *arg;
+    int64_t clock;
+} each_ctx;
+
+static rv_err *each_db_entry(void *arg, const uint8_t *key, size_t klen, int64_t expiry, const uint8_t *val,
+                             uint32_t vlen)
+{
+    each_ctx *c = arg;
+    if (klen >= 2 && key[0] == 0xFF && key[1] == 0xFF)
+        return NULL; /* spilled timers, outside every key group */
+    if (expiry != RV_STATE_NO_EXPIRY && expiry <= c->clock)
+        return NULL;
+    return c->fn(c->arg, key, (uint32_t)klen, expiry, val, vlen);
+}
+
+rv_err *rv_state_each_entry(rv_state *s, rv_state_entry_fn fn, void *arg)
+{
+    if (s->db) {
+        rv_err *err = write_back(s);
+        if (err)
+            return err;
+        each_ctx c = {fn, arg, atomic_load_explicit(&s->clock, memory_order_relaxed)};
+        return rv_sdb_each(s->db, each_db_entry, &c);
+    }
+    for (size_t id = 0; id < s->nents; id++) {
+        const entry *e = &s->ents[id];
+        if (!(e->flags & F_LIVE) || (e->flags & F_TOMB) || expired(s, e))
+            continue;
+        rv_err *err = fn(arg, e->blk, e->klen, e->expires, e->blk + e->klen, e->vlen);
+        if (err)
+            return err;
+    }
+    return NULL;
+}
+
+rv_err *rv_state_each_timer(rv_state *s, int d, rv_timers_fn fn, void *arg)
+{
+    return rv_timers_each(s->timers[d], s->db, fn, arg);
+}
+
+void rv_state_load_entry(rv_state *s, const uint8_t *fk, uint32_t n, int64_t expiry, const uint8_t *v, uint32_t vlen)
+{
+    uint64_t h = full_key_hash(fk, n);
+    uint32_t id = lookup(s, fk, n, h);
+    if (id == UINT32_MAX)
+        id = insert(s, fk, n, h, 0);
+    entry *e = &s->ents[id];
+    e->flags = (uint8_t)((e->flags & ~F_TOMB) | F_DIRTY);
+    e->expires = expiry;
+    e->vlen = 0;
+    resize_value(s, e, vlen);
+    if (vlen)
+        memcpy(e->blk + n, v, vlen);
+}
+
+bool rv_state_is_empty(const rv_state *s)
+{
+    return s->live == 0 && !s->db_used && rv_timers_count(s->timers[0]) == 0 && rv_timers_count(s->timers[1]) == 0;
 }

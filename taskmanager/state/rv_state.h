@@ -51,6 +51,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "rv_err.h"
 #include "rv_state_conf.h"
@@ -69,7 +70,8 @@ typedef struct rv_skey {
     const uint8_t *key; /* rv_key_encode() bytes */
     uint32_t len;
     uint16_t kg;        /* key group */
-    uint64_t hash;      /* rv_hash_rows() hash of the key */
+    uint64_t hash;      /* rv_hash_rows() hash of the key (kept with timers; the
+                           state's own table hashes the full key bytes) */
 } rv_skey;
 
 /* Opens the state of one operator instance. `dir` is the instance's own
@@ -144,6 +146,17 @@ void rv_state_prefetch(rv_state *s, int sid, const rv_skey *keys, const int64_t 
 /* Between batches: frees expired entries and, above the memory budget,
  * evicts cold entries to RocksDB. Invalidates pointers from accessors. */
 rv_err *rv_state_maintain(rv_state *s);
+
+/* ---- snapshots (rv_state_snap.c) ---- */
+
+/* Writes the whole state (entries and timers) to out as one self-checking
+ * stream; with RocksDB, dirty entries are written back first. `what` names
+ * it in errors; *bytes gets the size. */
+rv_err *rv_state_snapshot(rv_state *s, FILE *out, const char *what, uint64_t *bytes);
+/* Adds the entries and timers of key groups [kg_first, kg_end) of a
+ * snapshot stream to s (call once per stream when instances are merged).
+ * A truncated or corrupted stream is an error; s must then be closed. */
+rv_err *rv_state_restore(rv_state *s, FILE *in, const char *what, int kg_first, int kg_end);
 
 /* Statistics. */
 typedef struct rv_state_stats {

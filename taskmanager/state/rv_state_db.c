@@ -166,3 +166,31 @@ rv_err *rv_sdb_flush(rv_sdb *db)
     }
     return NULL;
 }
+
+rv_err *rv_sdb_each(rv_sdb *db, rv_sdb_fn fn, void *arg)
+{
+    rocksdb_iterator_t *it = rocksdb_create_iterator(db->db, db->ropts);
+    rv_err *err = NULL;
+    for (rocksdb_iter_seek_to_first(it); !err && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen = 0, vlen = 0;
+        const char *k = rocksdb_iter_key(it, &klen);
+        const char *v = rocksdb_iter_value(it, &vlen);
+        if (vlen < 8) {
+            err = rv_err_new(RV_ERR_CORRUPT, "RocksDB state in %s: a value of %zu bytes is too short", db->dir, vlen);
+            break;
+        }
+        int64_t expiry;
+        memcpy(&expiry, v, 8);
+        err = fn(arg, (const uint8_t *)k, klen, expiry, (const uint8_t *)v + 8, (uint32_t)(vlen - 8));
+    }
+    char *msg = NULL;
+    if (!err) {
+        rocksdb_iter_get_error(it, &msg);
+        if (msg) {
+            err = rv_err_new(RV_ERR_IO, "reading RocksDB state in %s: %s", db->dir, msg);
+            free(msg);
+        }
+    }
+    rocksdb_iter_destroy(it);
+    return err;
+}

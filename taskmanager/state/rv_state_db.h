@@ -37,4 +37,11 @@ void rv_sdb_put(rv_sdb *db, const uint8_t *key, size_t klen, int64_t expiry, con
 void rv_sdb_delete(rv_sdb *db, const uint8_t *key, size_t klen);
 rv_err *rv_sdb_flush(rv_sdb *db);
 
+/* Calls fn for every stored key (in key order) with its expiry and value;
+ * stops at the first error fn returns. Pending writes are not seen:
+ * flush first. */
+typedef rv_err *(*rv_sdb_fn)(void *arg, const uint8_t *key, size_t klen, int64_t expiry, const uint8_t *val,
+                             uint32_t vlen);
+rv_err *rv_sdb_each(rv_sdb *db, rv_sdb_fn fn, void *arg);
+
 #endif

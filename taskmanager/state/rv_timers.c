@@ -326,6 +326,68 @@ size_t rv_timers_count(const rv_timers *t) { return t->count; }
 
 size_t rv_timers_bytes(const rv_timers *t) { return t->bytes + t->mask * sizeof(uint32_t); }
 
+static int by_time_asc(const void *a, const void *b, void *arg)
+{
+    const rv_timers *t = arg;
+    int64_t x = t->b[*(const uint32_t *)a].time, y = t->b[*(const uint32_t *)b].time;
+    return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* The records of one chunk from offset `from`. */
+static rv_err *each_record(const uint8_t *p, uint32_t len, uint32_t from, int64_t time, rv_timers_fn fn, void *arg)
+{
+    for (uint32_t off = from; off + REC_HEAD <= len;) {
+        uint16_t kg;
+        uint32_t klen;
+        uint64_t khash;
+        int64_t ns;
+        memcpy(&kg, p + off, 2);
+        memcpy(&klen, p + off + 2, 4);
+        memcpy(&khash, p + off + 6, 8);
+        memcpy(&ns, p + off + 14, 8);
+        if (klen > len - off - REC_HEAD)
+            return rv_err_new(RV_ERR_CORRUPT, "a timer record overruns its chunk");
+        rv_err *err = fn(arg, time, kg, p + off + REC_HEAD, klen, khash, ns);
+        if (err)
+            return err;
+        off += REC_HEAD + klen;
+    }
+    return NULL;
+}
+
+rv_err *rv_timers_each(const rv_timers *t, rv_sdb *db, rv_timers_fn fn, void *arg)
+{
+    uint32_t *order = rv_xmalloc((t->nheap + 1) * sizeof(uint32_t));
+    memcpy(order, t->heap, t->nheap * sizeof(uint32_t));
+    qsort_r(order, t->nheap, sizeof(uint32_t), by_time_asc, (void *)t);
+    rv_err *err = NULL;
+    for (size_t i = 0; i < t->nheap && !err; i++) {
+        const bucket *b = &t->b[order[i]];
+        for (size_t c = b->rd_chunk; c < b->nchunks && !err; c++) {
+            const chunk *ch = &b->chunks[c];
+            uint32_t from = c == b->rd_chunk ? b->rd_off : 0;
+            if (ch->data) {
+                err = each_record(ch->data, ch->len, from, b->time, fn, arg);
+                continue;
+            }
+            uint8_t k[20];
+            chunk_key(t, b->time, c, k);
+            int64_t expiry;
+            uint8_t *val = NULL;
+            uint32_t vlen = 0;
+            if (!db || !rv_sdb_get(db, k, sizeof(k), &expiry, &val, &vlen, &err)) {
+                if (!err)
+                    err = rv_err_new(RV_ERR_CORRUPT, "a spilled timer chunk is missing from RocksDB");
+                break;
+            }
+            err = each_record(val, vlen, from, b->time, fn, arg);
+            free(val);
+        }
+    }
+    free(order);
+    return err;
+}
+
 static int by_time_desc(const void *a, const void *b, void *arg)
 {
     const rv_timers *t = arg;

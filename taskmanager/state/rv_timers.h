@@ -44,6 +44,12 @@ int64_t rv_timers_next(const rv_timers *t); /* INT64_MAX when empty */
 size_t rv_timers_count(const rv_timers *t);
 /* Bytes held in memory. */
 size_t rv_timers_bytes(const rv_timers *t);
+/* Calls fn for every pending timer in pop order (time, then registration),
+ * reading spilled chunks from db; stops at the first error fn returns. */
+typedef rv_err *(*rv_timers_fn)(void *arg, int64_t time, uint16_t kg, const uint8_t *key, uint32_t klen,
+                                uint64_t khash, int64_t ns);
+rv_err *rv_timers_each(const rv_timers *t, rv_sdb *db, rv_timers_fn fn, void *arg);
+
 /* Spills full chunks, latest times first, until at most `keep` bytes
  * stay in memory (or nothing more can go). Writes go to db's batch. */
 void rv_timers_spill(rv_timers *t, rv_sdb *db, size_t keep);

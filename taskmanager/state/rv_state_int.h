@@ -1,0 +1,22 @@
+/* rv_state_int: what the snapshot code (rv_state_snap.c) needs from the
+ * state's cache and backends (rv_state.c). Not for operators. */
+#ifndef RV_STATE_INT_H
+#define RV_STATE_INT_H
+
+#include "rv_state.h"
+#include "rv_timers.h"
+
+/* Full keys and values of every live, unexpired entry: with RocksDB
+ * open, dirty entries are written back first and RocksDB is read in key
+ * order; otherwise the cache is read in table order. */
+typedef rv_err *(*rv_state_entry_fn)(void *arg, const uint8_t *fk, uint32_t n, int64_t expiry, const uint8_t *v,
+                                     uint32_t vlen);
+rv_err *rv_state_each_entry(rv_state *s, rv_state_entry_fn fn, void *arg);
+/* Every pending timer of domain d in pop order. */
+rv_err *rv_state_each_timer(rv_state *s, int d, rv_timers_fn fn, void *arg);
+/* Adds an entry by its full key (dirty: it reaches RocksDB when evicted). */
+void rv_state_load_entry(rv_state *s, const uint8_t *fk, uint32_t n, int64_t expiry, const uint8_t *v, uint32_t vlen);
+/* No entry and no timer. */
+bool rv_state_is_empty(const rv_state *s);
+
+#endif

@@ -1,0 +1,203 @@
+/* rv_state_snap: full snapshots of one operator instance's keyed state
+ * (see rv_state.h), the building block of checkpoints and savepoints.
+ *
+ * Stream format (integers little-endian):
+ *   "RVSTATE1"
+ *   'E' u32 key length, i64 expiry, u32 value length, full key, value
+ *                                   (one per entry; full keys as in rv_state.h)
+ *   'T' u8 domain, i64 time, u16 key group, u32 key length, u64 key hash,
+ *       i64 namespace, key          (one per timer, in firing order)
+ *   'Z' u64 entries, u64 timers, u64 XXH3 of every byte before this field
+ * Restoring checks the magic, every length against the bytes left, the
+ * counts and the checksum, so a truncated or corrupted file is an error,
+ * never wrong state. Entries and timers outside the wanted key-group
+ * range are skipped, so one snapshot can be split among new instances
+ * (rescaling) and several merged into one. */
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "rv_mem.h"
+#include "rv_state_int.h"
+
+#define MAGIC "RVSTATE1"
+#define MAX_KEY (64u << 20)
+#define MAX_VALUE (1u << 31)
+
+/* ---- writing ---- */
+
+typedef struct writer {
+    FILE *f;
+    XXH3_state_t *h;
+    uint64_t bytes, entries, timers;
+    bool failed;
+} writer;
+
+static void put(writer *w, const void *p, size_t n)
+{
+    if (!n || w->failed)
+        return;
+    XXH3_64bits_update(w->h, p, n);
+    if (fwrite(p, 1, n, w->f) != n)
+        w->failed = true;
+    w->bytes += n;
+}
+
+static void put_u8(writer *w, uint8_t v) { put(w, &v, 1); }
+static void put_u16(writer *w, uint16_t v) { put(w, &v, 2); }
+static void put_u32(writer *w, uint32_t v) { put(w, &v, 4); }
+static void put_u64(writer *w, uint64_t v) { put(w, &v, 8); }
+
+static rv_err *write_entry(void *arg, const uint8_t *fk, uint32_t n, int64_t expiry, const uint8_t *v, uint32_t vlen)
+{
+    writer *w = arg;
+    put_u8(w, 'E');
+    put_u32(w, n);
+    put_u64(w, (uint64_t)expiry);
+    put_u32(w, vlen);
+    put(w, fk, n);
+    put(w, v, vlen);
+    w->entries++;
+    return NULL;
+}
+
+typedef struct timer_writer {
+    writer *w;
+    int domain;
+} timer_writer;
+
+static rv_err *write_timer(void *arg, int64_t time, uint16_t kg, const uint8_t *key, uint32_t klen, uint64_t khash,
+                           int64_t ns)
+{
+    timer_writer *tw = arg;
+    writer *w = tw->w;
+    put_u8(w, 'T');
+    put_u8(w, (uint8_t)tw->domain);
+    put_u64(w, (uint64_t)time);
+    put_u16(w, kg);
+    put_u32(w, klen);
+    put_u64(w, khash);
+    put_u64(w, (uint64_t)ns);
+    put(w, key, klen);
+    w->timers++;
+    return NULL;
+}
+
+rv_err *rv_state_snapshot(rv_state *s, FILE *out, const char *what, uint64_t *bytes)
+{
+    writer w = {.f = out, .h = XXH3_createState()};
+    XXH3_64bits_reset(w.h);
+    put(&w, MAGIC, 8);
+    rv_err *err = rv_state_each_entry(s, write_entry, &w);
+    for (int d = 0; d < 2 && !err; d++) {
+        timer_writer tw = {&w, d};
+        err = rv_state_each_timer(s, d, write_timer, &tw);
+    }
+    if (!err) {
+        put_u8(&w, 'Z');
+        put_u64(&w, w.entries);
+        put_u64(&w, w.timers);
+        uint64_t sum = XXH3_64bits_digest(w.h);
+        if (fwrite(&sum, 1, 8, out) != 8)
+            w.failed = true;
+        w.bytes += 8;
+        if (fflush(out) != 0)
+            w.failed = true;
+    }
+    XXH3_freeState(w.h);
+    if (!err && w.failed)
+        err = rv_err_new(RV_ERR_IO, "%s: writing the state snapshot failed (disk full?)", what);
+    if (!err && bytes)
+        *bytes = w.bytes;
+    return err;
+}
+
+/* ---- reading ---- */
+
+typedef struct reader {
+    FILE *f;
+    XXH3_state_t *h;
+    const char *what;
+    uint8_t *buf;
+    size_t cap;
+} reader;
+
+static rv_err *get(reader *r, void *p, size_t n)
+{
+    if (n && fread(p, 1, n, r->f) != n)
+        return rv_err_new(RV_ERR_CORRUPT, "%s: the state snapshot is truncated", r->what);
+    XXH3_64bits_update(r->h, p, n);
+    return NULL;
+}
+
+rv_err *rv_state_restore(rv_state *s, FILE *in, const char *what, int kg_first, int kg_end)
+{
+    reader r = {.f = in, .h = XXH3_createState(), .what = what};
+    XXH3_64bits_reset(r.h);
+    uint64_t entries = 0, timers = 0;
+    char magic[8];
+    rv_err *err = get(&r, magic, 8);
+    if (!err && memcmp(magic, MAGIC, 8) != 0)
+        err = rv_err_new(RV_ERR_CORRUPT, "%s: not a state snapshot (bad magic)", what);
+    while (!err) {
+        uint8_t tag;
+        if ((err = get(&r, &tag, 1)))
+            break;
+        if (tag == 'E') {
+            uint32_t n, vlen;
+            int64_t expiry;
+            if ((err = get(&r, &n, 4)) || (err = get(&r, &expiry, 8)) || (err = get(&r, &vlen, 4)))
+                break;
+            if (n < 3 || n > MAX_KEY || vlen > MAX_VALUE) {
+                err = rv_err_new(RV_ERR_CORRUPT, "%s: the state snapshot has an entry of impossible size", what);
+                break;
+            }
+            rv_xgrow((void **)&r.buf, &r.cap, (size_t)n + vlen + 1, 1);
+            if ((err = get(&r, r.buf, (size_t)n + vlen)))
+                break;
+            int kg = (r.buf[0] << 8) | r.buf[1];
+            if (kg >= kg_first && kg < kg_end)
+                rv_state_load_entry(s, r.buf, n, expiry, r.buf + n, vlen);
+            entries++;
+        } else if (tag == 'T') {
+            uint8_t d;
+            int64_t time, ns;
+            uint16_t kg;
+            uint32_t klen;
+            uint64_t khash;
+            if ((err = get(&r, &d, 1)) || (err = get(&r, &time, 8)) || (err = get(&r, &kg, 2)) ||
+                (err = get(&r, &klen, 4)) || (err = get(&r, &khash, 8)) || (err = get(&r, &ns, 8)))
+                break;
+            if (d > 1 || klen > MAX_KEY) {
+                err = rv_err_new(RV_ERR_CORRUPT, "%s: the state snapshot has a malformed timer", what);
+                break;
+            }
+            rv_xgrow((void **)&r.buf, &r.cap, (size_t)klen + 1, 1);
+            if ((err = get(&r, r.buf, klen)))
+                break;
+            if (kg >= kg_first && kg < kg_end) {
+                rv_skey k = {.key = r.buf, .len = klen, .kg = kg, .hash = khash};
+                rv_timer_register(s, (rv_timer_domain)d, &k, ns, time);
+            }
+            timers++;
+        } else if (tag == 'Z') {
+            uint64_t ne, nt, sum;
+            if ((err = get(&r, &ne, 8)) || (err = get(&r, &nt, 8)))
+                break;
+            uint64_t want = XXH3_64bits_digest(r.h);
+            if (fread(&sum, 1, 8, in) != 8) {
+                err = rv_err_new(RV_ERR_CORRUPT, "%s: the state snapshot is truncated", what);
+            } else if (sum != want || ne != entries || nt != timers) {
+                err = rv_err_new(RV_ERR_CORRUPT, "%s: the state snapshot is corrupt (checksum mismatch)", what);
+            } else if (fgetc(in) != EOF) {
+                err = rv_err_new(RV_ERR_CORRUPT, "%s: the state snapshot has bytes after its end", what);
+            }
+            break;
+        } else {
+            err = rv_err_new(RV_ERR_CORRUPT, "%s: the state snapshot is corrupt (unknown record)", what);
+        }
+    }
+    XXH3_freeState(r.h);
+    free(r.buf);
+    return err;
+}
