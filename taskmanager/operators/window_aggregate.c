@@ -13,8 +13,10 @@
  * that fires it, plus one at end - 1 + allowed_lateness that frees it.
  * Timers pop in (time, registration) order, so windows fire in end order
  * and the rows of one window come in the order their keys first appeared:
- * the output is deterministic for a given input order, and identical for
- * both state backends.
+ * the output is deterministic for a given sequence of input batches and
+ * watermarks, and identical for both state backends. (How many update
+ * rows allowed lateness produces depends on that batching — one per batch
+ * that touches a fired window — but the last row of a window does not.)
  *
  * Per batch the work is column-wise: keys and arguments are evaluated over
  * the batch, each (row, window) pair costs one state probe, then the
