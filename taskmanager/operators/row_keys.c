@@ -76,8 +76,9 @@ const rv_skey *rv_row_keys_eval(rv_row_keys *rk, const rv_batch *in)
     uint32_t n = in->nrows;
     rv_xgrow((void **)&rk->keys, &rk->key_cap, (size_t)n + 1, sizeof(rv_skey));
     if (rk->nkeys == 0) {
+        uint64_t h = rv_hash_bytes("", 0, 0);
         for (uint32_t r = 0; r < n; r++)
-            rk->keys[r] = (rv_skey){.key = (const uint8_t *)"", .len = 0, .kg = 0, .hash = 0};
+            rk->keys[r] = (rv_skey){.key = (const uint8_t *)"", .len = 0, .kg = 0, .hash = h};
         return rk->keys;
     }
     for (int k = 0; k < rk->nkeys; k++) {

@@ -5,8 +5,10 @@
  * linear-probing table of (id + 1, hash tag) slots, at most half full and
  * cleaned by backward shift, finds entries by full key. The full key is
  * what RocksDB stores:
- *   kg (2, big-endian) | sid (1) | key | ns (8, big-endian, sign flipped) | user key
- * Flags: DIRTY (differs from RocksDB), REF (used since the clock hand last
+ *   kg (2, big-endian) | sid (1) | key | ns (8, big-endian, sign flipped) |
+ *   user key | user key length (4, big-endian)
+ * and is found by a hash made from the key's own hash (no bytes hashed
+ * again per access; full_key_hash() rebuilds it from the bytes). Flags: DIRTY (differs from RocksDB), REF (used since the clock hand last
  * passed), IN_DB (RocksDB may hold a version), TOMB (deleted, the delete
  * not yet written to RocksDB).
  *
@@ -143,13 +145,44 @@ void rv_state_close(rv_state *s)
 
 /* ---- full keys ---- */
 
-/* The table's hash of a full key: a function of its bytes alone, so
- * entries read back from RocksDB or a snapshot hash the same. */
-static inline uint64_t full_key_hash(const uint8_t *p, size_t n) { return rv_hash_bytes(p, n, 0x5ca1ab1e); }
+static uint64_t mix64(uint64_t k)
+{
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53ull;
+    k ^= k >> 33;
+    return k;
+}
+
+/* The table's hash of (sid, key, ns, uk), from the key's hash (the XXH3 of
+ * its bytes, as rv_hash_rows computes it) so the hot path hashes no bytes
+ * again; full_key_hash() recomputes it from a full key alone (entries
+ * read back from a snapshot). */
+static inline uint64_t key_hash(int sid, uint64_t khash, int64_t ns, const void *uk, uint32_t uklen)
+{
+    uint64_t h = mix64(khash ^ mix64(((uint64_t)ns ^ (1ull << 63)) + (uint64_t)sid * 0x9E3779B97F4A7C15ull));
+    return uklen ? h ^ mix64(rv_hash_bytes(uk, uklen, 0)) : h;
+}
+
+/* Full key: kg (2, big-endian) | sid | key | ns (8, big-endian, sign
+ * flipped) | user key | user key length (4, big-endian), so its parts can
+ * be told apart from the bytes alone. */
+#define RV_FULL_KEY_LEN(k, uklen) (2 + 1 + (size_t)(k)->len + 8 + (uklen) + 4)
+
+static uint64_t full_key_hash(const uint8_t *p, size_t n)
+{
+    uint32_t uklen = (uint32_t)p[n - 4] << 24 | (uint32_t)p[n - 3] << 16 | (uint32_t)p[n - 2] << 8 | p[n - 1];
+    size_t klen = n - 3 - 8 - uklen - 4;
+    const uint8_t *q = p + 3 + klen;
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++)
+        u = u << 8 | q[i];
+    return key_hash(p[2], rv_hash_bytes(p + 3, klen, 0), (int64_t)(u ^ (1ull << 63)), q + 8, uklen);
+}
 
 /* Writes the full key of (sid, k, ns, uk) to p (room for
  * RV_FULL_KEY_LEN bytes); returns its length. */
-#define RV_FULL_KEY_LEN(k, uklen) (2 + 1 + (size_t)(k)->len + 8 + (uklen))
 static uint32_t write_full_key(uint8_t *p, int sid, const rv_skey *k, int64_t ns, const void *uk, uint32_t uklen)
 {
     p[0] = (uint8_t)(k->kg >> 8);
@@ -159,8 +192,13 @@ static uint32_t write_full_key(uint8_t *p, int sid, const rv_skey *k, int64_t ns
     uint64_t u = (uint64_t)ns ^ (1ull << 63);
     for (int i = 0; i < 8; i++)
         p[3 + k->len + i] = (uint8_t)(u >> (56 - 8 * i));
+    uint8_t *q = p + 3 + k->len + 8;
     if (uklen)
-        memcpy(p + 3 + k->len + 8, uk, uklen);
+        memcpy(q, uk, uklen);
+    q[uklen] = (uint8_t)(uklen >> 24);
+    q[uklen + 1] = (uint8_t)(uklen >> 16);
+    q[uklen + 2] = (uint8_t)(uklen >> 8);
+    q[uklen + 3] = (uint8_t)uklen;
     return (uint32_t)RV_FULL_KEY_LEN(k, uklen);
 }
 
@@ -171,7 +209,7 @@ static uint32_t full_key(rv_state *s, int sid, const rv_skey *k, int64_t ns, con
 {
     rv_xgrow((void **)&s->kbuf, &s->kcap, RV_FULL_KEY_LEN(k, uklen), 1);
     uint32_t n = write_full_key(s->kbuf, sid, k, ns, uk, uklen);
-    *hash = full_key_hash(s->kbuf, n);
+    *hash = key_hash(sid, k->hash, ns, uk, uklen);
     return n;
 }
 
@@ -497,15 +535,8 @@ void rv_state_prefetch(rv_state *s, int sid, const rv_skey *keys, const int64_t 
         s->pf_hash = rv_xrealloc(s->pf_hash, s->pf_cap * sizeof(uint64_t));
         s->pf_id = rv_xrealloc(s->pf_id, s->pf_cap * sizeof(uint32_t));
     }
-    uint8_t fk[512];
     for (uint32_t i = 0; i < n; i++) {
-        uint64_t h;
-        if (RV_FULL_KEY_LEN(&keys[i], 0) <= sizeof(fk)) {
-            h = full_key_hash(fk, write_full_key(fk, sid, &keys[i], ns[i], NULL, 0));
-        } else {
-            uint32_t len = full_key(s, sid, &keys[i], ns[i], NULL, 0, &h);
-            (void)len;
-        }
+        uint64_t h = key_hash(sid, keys[i].hash, ns[i], NULL, 0);
         s->pf_hash[i] = h;
         __builtin_prefetch(&s->slots[h & s->mask]);
     }
@@ -725,6 +756,14 @@ rv_err *rv_state_each_entry(rv_state *s, rv_state_entry_fn fn, void *arg)
 rv_err *rv_state_each_timer(rv_state *s, int d, rv_timers_fn fn, void *arg)
 {
     return rv_timers_each(s->timers[d], s->db, fn, arg);
+}
+
+bool rv_state_full_key_ok(const uint8_t *fk, uint32_t n)
+{
+    if (n < 3 + 8 + 4)
+        return false;
+    uint32_t uklen = (uint32_t)fk[n - 4] << 24 | (uint32_t)fk[n - 3] << 16 | (uint32_t)fk[n - 2] << 8 | fk[n - 1];
+    return uklen <= n - (3 + 8 + 4);
 }
 
 void rv_state_load_entry(rv_state *s, const uint8_t *fk, uint32_t n, int64_t expiry, const uint8_t *v, uint32_t vlen)

@@ -20,8 +20,10 @@
  * opened at the first eviction, so small state never touches the disk.
  * RocksDB keys are
  *   key group (2 bytes, big-endian) | state id (1) | key | namespace (8,
- *   big-endian with the sign bit flipped) | map user key
- * so one key group is one contiguous range.
+ *   big-endian with the sign bit flipped) | map user key | user key
+ *   length (4, big-endian; 0 for value and list state)
+ * so one key group is one contiguous range and a key's parts can be told
+ * apart from its bytes.
  *
  * Pointers returned by the accessors stay valid until the next
  * rv_state_maintain(), or until the same entry is resized or deleted; an
@@ -70,8 +72,8 @@ typedef struct rv_skey {
     const uint8_t *key; /* rv_key_encode() bytes */
     uint32_t len;
     uint16_t kg;        /* key group */
-    uint64_t hash;      /* rv_hash_rows() hash of the key (kept with timers; the
-                           state's own table hashes the full key bytes) */
+    uint64_t hash;      /* rv_hash_rows() hash of the key, which is
+                           rv_hash_bytes(key, len, 0) */
 } rv_skey;
 
 /* Opens the state of one operator instance. `dir` is the instance's own

@@ -14,7 +14,10 @@ typedef rv_err *(*rv_state_entry_fn)(void *arg, const uint8_t *fk, uint32_t n, i
 rv_err *rv_state_each_entry(rv_state *s, rv_state_entry_fn fn, void *arg);
 /* Every pending timer of domain d in pop order. */
 rv_err *rv_state_each_timer(rv_state *s, int d, rv_timers_fn fn, void *arg);
-/* Adds an entry by its full key (dirty: it reaches RocksDB when evicted). */
+/* Whether fk[0..n) has the shape of a full key (rv_state.h). */
+bool rv_state_full_key_ok(const uint8_t *fk, uint32_t n);
+/* Adds an entry by its full key (dirty: it reaches RocksDB when evicted);
+ * the key must pass rv_state_full_key_ok. */
 void rv_state_load_entry(rv_state *s, const uint8_t *fk, uint32_t n, int64_t expiry, const uint8_t *v, uint32_t vlen);
 /* No entry and no timer. */
 bool rv_state_is_empty(const rv_state *s);

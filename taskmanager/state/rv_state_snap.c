@@ -155,6 +155,10 @@ rv_err *rv_state_restore(rv_state *s, FILE *in, const char *what, int kg_first, 
             rv_xgrow((void **)&r.buf, &r.cap, (size_t)n + vlen + 1, 1);
             if ((err = get(&r, r.buf, (size_t)n + vlen)))
                 break;
+            if (!rv_state_full_key_ok(r.buf, n)) {
+                err = rv_err_new(RV_ERR_CORRUPT, "%s: the state snapshot has a malformed key", what);
+                break;
+            }
             int kg = (r.buf[0] << 8) | r.buf[1];
             if (kg >= kg_first && kg < kg_end)
                 rv_state_load_entry(s, r.buf, n, expiry, r.buf + n, vlen);
