@@ -99,6 +99,11 @@ rv_err *rv_chk_file_open(const char *dir, const char *name, rv_chk_file **out)
     XXH3_64bits_reset(cf->h);
     cookie_io_functions_t io = {.write = cookie_write, .close = cookie_close};
     cf->f = fopencookie(cf, "w", io);
+    if (!cf->f) {
+        err = rv_err_new(RV_ERR_IO, "cannot open a stream on %s: %s", cf->tmp, strerror(errno));
+        rv_chk_file_abort(cf);
+        return err;
+    }
     setvbuf(cf->f, NULL, _IOFBF, 1 << 16);
     *out = cf;
     return NULL;

@@ -824,6 +824,12 @@ static uint8_t *touch_window(wagg_state *st, rv_op_ctx *ctx, const rv_skey *k, i
         rv_timer_register(st->s, domain(st), k, ns, end - 1);
         if (st->sp.processing)
             rv_ctx_timer_at(ctx, end);
+        if (!st->sp.processing && end - 1 <= st->wm) {
+            /* Past its end already (a late row within allowed lateness): its
+             * row goes out after this batch, not at the next watermark. */
+            acc[0] |= F_PENDING;
+            add_item(st, k, ns, 0, 0, false, false);
+        }
     } else if ((acc[0] & (F_EMITTED | F_PENDING)) == F_EMITTED && end - 1 <= st->wm) {
         acc[0] |= F_PENDING;
         add_item(st, k, ns, 0, 0, true, false); /* bounds are read when the update is emitted */
@@ -844,8 +850,11 @@ static void assign_fixed(wagg_state *st, rv_op_ctx *ctx, uint32_t r, int64_t t)
     }
 }
 
-/* The session window of row r at time t, merging the sessions it bridges. */
-static void assign_session(wagg_state *st, rv_op_ctx *ctx, const rv_batch *in, uint32_t r, int64_t t)
+/* The session window of row r at time t, merging the sessions it bridges.
+ * False when the row is late: it joins no open session and its own would
+ * be past allowed lateness (an open session is never past it: it is freed
+ * when it gets there). */
+static bool assign_session(wagg_state *st, rv_op_ctx *ctx, const rv_batch *in, uint32_t r, int64_t t)
 {
     const rv_skey *k = &st->skeys[r];
     int64_t lo = t, hi = t + st->sp.gap;
@@ -859,12 +868,14 @@ static void assign_session(wagg_state *st, rv_op_ctx *ctx, const rv_batch *in, u
                 surv = (ptrdiff_t)i;
         }
     }
+    if (surv < 0 && !st->sp.processing && hi - 1 + st->sp.lateness <= st->wm)
+        return false;
     if (surv < 0) {
         st->sess[n] = (session){.start = lo, .end = hi, .id = t};
         sess_store(st, k, n + 1);
         uint8_t *acc = touch_window(st, ctx, k, t, hi);
         st->pairs[st->npairs++] = (rv_wacc_pair){.acc = acc + HDR, .ns = t, .row = r};
-        return;
+        return true;
     }
     session sv = st->sess[surv];
     int64_t old_end = sv.end;
@@ -913,9 +924,11 @@ static void assign_session(wagg_state *st, rv_op_ctx *ctx, const rv_batch *in, u
         add_item(st, k, sv.id, 0, 0, true, false);
     }
     st->pairs[st->npairs++] = (rv_wacc_pair){.acc = acc + HDR, .ns = sv.id, .row = r};
+    return true;
 }
 
-/* Emits the update rows noted while folding the batch. */
+/* Emits the rows noted while folding the batch: updates of fired windows,
+ * and windows created already past their end (within allowed lateness). */
 static rv_code emit_updates(wagg_state *st, rv_op_ctx *ctx)
 {
     size_t w = 0;
@@ -926,8 +939,12 @@ static rv_code emit_updates(wagg_state *st, rv_op_ctx *ctx)
         if (!rv_value_get(st->s, SID_ACC, &k, it->ns, &len))
             continue; /* merged into another session since */
         uint8_t *acc = rv_value_upsert(st->s, SID_ACC, &k, it->ns, st->acc_size, NULL, NULL);
-        acc[0] &= (uint8_t)~F_PENDING;
+        acc[0] = (uint8_t)((acc[0] | F_EMITTED) & ~F_PENDING);
         if (window_bounds(st, &k, it->ns, &it->start, &it->end)) {
+            /* Emitted for this end now: its firing timer will find it done,
+             * so the cleanup timer for this end is set here. */
+            if (fired_end(acc) != it->end && st->sp.lateness > 0)
+                rv_timer_register(st->s, domain(st), &k, it->ns, it->end - 1 + st->sp.lateness);
             set_fired_end(acc, it->end);
             st->items[w++] = *it;
         }
@@ -958,7 +975,6 @@ static rv_code wagg_process(void *state, rv_op_ctx *ctx, int input, const rv_bat
     uint32_t nlate = 0;
     const rv_column *ts = st->sp.processing ? NULL : &in->cols[st->sp.ts_field];
     int64_t now = st->sp.processing ? rv_ctx_now_ms(ctx) : 0;
-    int64_t reach = st->sp.kind == WIN_SESSION ? st->sp.gap : st->sp.size;
     if (st->sp.kind != WIN_SESSION) {
         /* The latest window of each row: most rows land in windows already open. */
         for (uint32_t r = 0; r < n; r++) {
@@ -975,18 +991,19 @@ static rv_code wagg_process(void *state, rv_op_ctx *ctx, int input, const rv_bat
                 st->no_time++;
                 continue;
             }
-            /* Late: even the latest window holding t is past its lateness. */
-            int64_t last_end = st->sp.kind == WIN_SESSION ? t + reach : floor_div(t, st->sp.slide) * st->sp.slide + reach;
-            if (last_end - 1 + st->sp.lateness <= st->wm) {
+            /* Late: even the latest window holding t is past its lateness
+             * (sessions decide in assign_session). */
+            if (st->sp.kind != WIN_SESSION &&
+                floor_div(t, st->sp.slide) * st->sp.slide + st->sp.size - 1 + st->sp.lateness <= st->wm) {
                 st->late_rows[nlate++] = r;
                 continue;
             }
         }
         st->times[r] = t;
-        if (st->sp.kind == WIN_SESSION)
-            assign_session(st, ctx, in, r, t);
-        else
+        if (st->sp.kind != WIN_SESSION)
             assign_fixed(st, ctx, r, t);
+        else if (!assign_session(st, ctx, in, r, t))
+            st->late_rows[nlate++] = r;
     }
     fold_pairs(st, in);
     rv_code rc = st->nitems ? emit_updates(st, ctx) : RV_OK;

@@ -633,9 +633,19 @@ static rv_err *evict(rv_state *s)
     size_t budget = (size_t)s->conf.memory_budget;
     for (int d = 0; d < 2; d++)
         rv_timers_spill(s->timers[d], s->db, budget / 8);
-    size_t target = budget / 8 * 7;
+    /* Entries get what the timers left of 7/8 of the budget, but never less
+     * than an eighth of it: timers at very many distinct times keep ~90
+     * bytes each in memory, and evicting every hot entry would not help. */
+    size_t timers = rv_timers_bytes(s->timers[0]) + rv_timers_bytes(s->timers[1]);
+    size_t target = budget / 8 * 7 > timers + budget / 8 ? budget / 8 * 7 - timers : budget / 8;
+    if (timers > budget / 2 && !s->warned) {
+        RV_LOG_WARN("state", "%s: %zu bytes of timers stay in memory (%zu of them for %zu distinct times); memory_budget is %" PRId64,
+                    s->what, timers, rv_timers_fixed_bytes(s->timers[0]) + rv_timers_fixed_bytes(s->timers[1]),
+                    rv_timers_count(s->timers[0]) + rv_timers_count(s->timers[1]), s->conf.memory_budget);
+        s->warned = true;
+    }
     size_t passes = 0;
-    while (total_bytes(s) > target && s->live > 0 && passes < 2 * s->nents + 2) {
+    while (s->bytes + s->mask * sizeof(slot) / 2 > target && s->live > 0 && passes < 2 * s->nents + 2) {
         if (s->hand >= s->nents)
             s->hand = 0;
         uint32_t id = (uint32_t)s->hand++;

@@ -50,7 +50,7 @@ static unsigned char filter_drop(void *state, int level, const char *key, size_t
     int64_t expiry;
     memcpy(&expiry, val, 8);
     const _Atomic int64_t *clock = state;
-    return expiry <= atomic_load_explicit(clock, memory_order_relaxed);
+    return expiry != INT64_MAX /* RV_STATE_NO_EXPIRY */ && expiry <= atomic_load_explicit(clock, memory_order_relaxed);
 }
 
 static int64_t clamp(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }

@@ -2,7 +2,7 @@
  * (see rv_state.h), the building block of checkpoints and savepoints.
  *
  * Stream format (integers little-endian):
- *   "RVSTATE1"
+ *   "RVSTATE2"
  *   'E' u32 key length, i64 expiry, u32 value length, full key, value
  *                                   (one per entry; full keys as in rv_state.h)
  *   'T' u8 domain, i64 time, u16 key group, u32 key length, u64 key hash,
@@ -20,7 +20,7 @@
 #include "rv_mem.h"
 #include "rv_state_int.h"
 
-#define MAGIC "RVSTATE1"
+#define MAGIC "RVSTATE2" /* 2: full keys end with the user-key length */
 #define MAX_KEY (64u << 20)
 #define MAX_VALUE (1u << 31)
 
@@ -162,7 +162,9 @@ rv_err *rv_state_restore(rv_state *s, FILE *in, const char *what, int kg_first, 
             int kg = (r.buf[0] << 8) | r.buf[1];
             if (kg >= kg_first && kg < kg_end)
                 rv_state_load_entry(s, r.buf, n, expiry, r.buf + n, vlen);
-            entries++;
+            /* Restoring state larger than the budget spills as it goes. */
+            if (++entries % 1024 == 0 && (err = rv_state_maintain(s)))
+                break;
         } else if (tag == 'T') {
             uint8_t d;
             int64_t time, ns;

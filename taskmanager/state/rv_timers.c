@@ -1,10 +1,15 @@
 /* rv_timers: time buckets of keyed timers (see rv_timers.h).
  *
- * A bucket's chunks are read front to back: `rd_chunk`/`rd_off` mark the
- * next record. A chunk is either in memory (`data`) or spilled (`data` ==
- * NULL, its bytes under its RocksDB key). The bucket heap holds bucket
- * indices ordered by time; `index` is a linear-probing table of bucket
- * index + 1 by time (0 = empty), cleaned by backward shift. */
+ * A bucket's records, in order, are: the rest of `cur` (the chunk being
+ * read, from `rd_off`), then its spilled chunks numbered [sp_lo, sp_hi)
+ * (in RocksDB under chunk_key), then its in-memory `tail` chunks. Adding
+ * appends to the last tail chunk (a chunk doubles from 256 bytes up to
+ * RV_TIMER_CHUNK); spilling moves the whole tail to RocksDB as the next
+ * numbers, so a bucket's memory does not grow with the number of spills;
+ * popping reads cur, then loads the spilled chunks one by one, then takes
+ * the tail. The bucket heap holds bucket indices ordered by time; `index`
+ * is a linear-probing table of bucket index + 1 by time (0 = empty),
+ * cleaned by backward shift. */
 #include "rv_timers.h"
 
 #include <stdlib.h>
@@ -13,18 +18,20 @@
 #include "rv_mem.h"
 
 #define REC_HEAD 22u /* kg 2, klen 4, khash 8, ns 8 */
+#define FIRST_CHUNK 256u
 
 typedef struct chunk {
-    uint8_t *data; /* NULL: spilled */
+    uint8_t *data;
     uint32_t len, cap;
 } chunk;
 
 typedef struct bucket {
     int64_t time;
-    chunk *chunks;
-    size_t nchunks, cap;
-    size_t rd_chunk;
+    chunk cur;        /* being read (data NULL: none) */
     uint32_t rd_off;
+    uint64_t sp_lo, sp_hi;
+    chunk *tail;
+    uint32_t ntail, tail_cap;
     size_t count;
     int heap_pos;
 } bucket;
@@ -42,7 +49,6 @@ struct rv_timers {
     size_t count, bytes;
     uint8_t *popped; /* key of the last pop */
     size_t popped_cap;
-    uint8_t *loaded; /* a spilled chunk being read */
 };
 
 static uint64_t mix64(uint64_t k)
@@ -66,11 +72,15 @@ rv_timers *rv_timers_new(int domain)
 
 static void bucket_fini(bucket *b)
 {
-    for (size_t c = 0; c < b->nchunks; c++)
-        free(b->chunks[c].data);
-    free(b->chunks);
+    free(b->cur.data);
+    for (uint32_t c = 0; c < b->ntail; c++)
+        free(b->tail[c].data);
+    free(b->tail);
     memset(b, 0, sizeof(*b));
 }
+
+/* Memory of a bucket that spilling cannot free. */
+static size_t bucket_fixed(const bucket *b) { return sizeof(bucket) + 3 * sizeof(uint32_t) + b->tail_cap * sizeof(chunk); }
 
 void rv_timers_free(rv_timers *t)
 {
@@ -83,7 +93,6 @@ void rv_timers_free(rv_timers *t)
     free(t->heap);
     free(t->index);
     free(t->popped);
-    free(t->loaded);
     free(t);
 }
 
@@ -186,18 +195,18 @@ static bucket *bucket_of(rv_timers *t, int64_t time)
         index_grow(t);
     else
         index_insert(t, id);
-    t->bytes += sizeof(bucket) + 3 * sizeof(uint32_t);
+    t->bytes += bucket_fixed(&t->b[id]);
     return &t->b[id];
 }
 
 static void bucket_remove(rv_timers *t, uint32_t id)
 {
     bucket *b = &t->b[id];
-    for (size_t c = 0; c < b->nchunks; c++)
-        if (b->chunks[c].data)
-            t->bytes -= b->chunks[c].cap + sizeof(chunk);
+    t->bytes -= bucket_fixed(b) + b->cur.cap;
+    for (uint32_t c = 0; c < b->ntail; c++)
+        t->bytes -= b->tail[c].cap;
     index_remove(t, id);
-    size_t pos = (size_t)t->b[id].heap_pos;
+    size_t pos = (size_t)b->heap_pos;
     t->nheap--;
     if (pos < t->nheap) {
         heap_set(t, pos, t->heap[t->nheap]);
@@ -205,7 +214,6 @@ static void bucket_remove(rv_timers *t, uint32_t id)
         sift_up(t, (size_t)t->b[t->heap[pos]].heap_pos);
     }
     bucket_fini(&t->b[id]);
-    t->bytes -= sizeof(bucket) + 3 * sizeof(uint32_t);
     rv_xgrow((void **)&t->free_b, &t->free_cap, t->nfree + 1, sizeof(uint32_t));
     t->free_b[t->nfree++] = id;
 }
@@ -217,23 +225,30 @@ void rv_timers_add(rv_timers *t, uint16_t kg, const uint8_t *key, uint32_t klen,
 {
     bucket *b = bucket_of(t, time);
     uint32_t need = REC_HEAD + klen;
-    chunk *c = b->nchunks ? &b->chunks[b->nchunks - 1] : NULL;
-    if (c && c->data && c->len + need > c->cap && c->cap < RV_TIMER_CHUNK && c->len + need <= RV_TIMER_CHUNK) {
-        /* A small first chunk (or one read back from RocksDB) grows to a full one. */
-        c->data = rv_xrealloc(c->data, RV_TIMER_CHUNK);
-        t->bytes += RV_TIMER_CHUNK - c->cap;
-        c->cap = RV_TIMER_CHUNK;
+    chunk *c = b->ntail ? &b->tail[b->ntail - 1] : NULL;
+    if (c && c->len + need > c->cap && c->cap < RV_TIMER_CHUNK && c->len + need <= RV_TIMER_CHUNK) {
+        uint32_t cap = c->cap;
+        while (cap < c->len + need)
+            cap *= 2;
+        if (cap > RV_TIMER_CHUNK)
+            cap = RV_TIMER_CHUNK;
+        c->data = rv_xrealloc(c->data, cap);
+        t->bytes += cap - c->cap;
+        c->cap = cap;
     }
-    if (!c || !c->data || c->len + need > c->cap) {
-        rv_xgrow((void **)&b->chunks, &b->cap, b->nchunks + 1, sizeof(chunk));
-        c = &b->chunks[b->nchunks++];
-        /* Chunks start small (most buckets of session windows hold one
-         * timer) and grow to RV_TIMER_CHUNK above. */
-        uint32_t size = need <= 256 ? 256 : need > RV_TIMER_CHUNK ? need : RV_TIMER_CHUNK;
+    if (!c || c->len + need > c->cap) {
+        if (b->ntail == b->tail_cap) { /* from 1: most buckets have one chunk */
+            uint32_t cap = b->tail_cap ? b->tail_cap * 2 : 1;
+            b->tail = rv_xrealloc(b->tail, cap * sizeof(chunk));
+            t->bytes += (cap - b->tail_cap) * sizeof(chunk);
+            b->tail_cap = cap;
+        }
+        c = &b->tail[b->ntail++];
+        uint32_t size = need <= FIRST_CHUNK ? FIRST_CHUNK : need > RV_TIMER_CHUNK ? need : RV_TIMER_CHUNK;
         c->data = rv_xmalloc(size);
         c->len = 0;
         c->cap = size;
-        t->bytes += size + sizeof(chunk);
+        t->bytes += size;
     }
     uint8_t *p = c->data + c->len;
     memcpy(p, &kg, 2);
@@ -246,7 +261,7 @@ void rv_timers_add(rv_timers *t, uint16_t kg, const uint8_t *key, uint32_t klen,
     t->count++;
 }
 
-static void chunk_key(const rv_timers *t, int64_t time, size_t n, uint8_t out[20])
+static void chunk_key(const rv_timers *t, int64_t time, uint64_t n, uint8_t out[20])
 {
     out[0] = 0xFF;
     out[1] = 0xFF;
@@ -260,6 +275,39 @@ static void chunk_key(const rv_timers *t, int64_t time, size_t n, uint8_t out[20
         out[12 + i] = (uint8_t)(c >> (56 - 8 * i));
 }
 
+/* Makes b->cur the next chunk to read: the next spilled one (read back
+ * and deleted from RocksDB) or the first tail chunk. False at the end. */
+static bool next_chunk(rv_timers *t, bucket *b, rv_sdb *db, rv_err **err)
+{
+    t->bytes -= b->cur.cap;
+    free(b->cur.data);
+    b->cur = (chunk){0};
+    b->rd_off = 0;
+    if (b->sp_lo < b->sp_hi) {
+        uint8_t k[20];
+        chunk_key(t, b->time, b->sp_lo, k);
+        int64_t expiry;
+        uint8_t *val = NULL;
+        uint32_t vlen = 0;
+        if (!db || !rv_sdb_get(db, k, sizeof(k), &expiry, &val, &vlen, err)) {
+            if (!*err)
+                *err = rv_err_new(RV_ERR_CORRUPT, "a spilled timer chunk is missing from RocksDB");
+            return false;
+        }
+        rv_sdb_delete(db, k, sizeof(k));
+        b->sp_lo++;
+        b->cur = (chunk){.data = val, .len = vlen, .cap = vlen};
+        t->bytes += vlen;
+        return true;
+    }
+    if (b->ntail == 0)
+        return false;
+    b->cur = b->tail[0];
+    memmove(b->tail, b->tail + 1, (b->ntail - 1) * sizeof(chunk));
+    b->ntail--;
+    return true;
+}
+
 bool rv_timers_pop(rv_timers *t, rv_sdb *db, int64_t upto, uint16_t *kg, const uint8_t **key,
                    uint32_t *klen, uint64_t *khash, int64_t *ns, int64_t *time, rv_err **err)
 {
@@ -270,39 +318,14 @@ bool rv_timers_pop(rv_timers *t, rv_sdb *db, int64_t upto, uint16_t *kg, const u
         bucket *b = &t->b[id];
         if (b->time > upto)
             return false;
-        if (b->rd_chunk >= b->nchunks) {
+        if (b->count == 0) {
             bucket_remove(t, id);
             continue;
         }
-        chunk *c = &b->chunks[b->rd_chunk];
-        if (!c->data) {
-            uint8_t k[20];
-            chunk_key(t, b->time, b->rd_chunk, k);
-            int64_t expiry;
-            uint8_t *val = NULL;
-            uint32_t vlen = 0;
-            if (!rv_sdb_get(db, k, sizeof(k), &expiry, &val, &vlen, err)) {
-                if (!*err)
-                    *err = rv_err_new(RV_ERR_CORRUPT, "a spilled timer chunk is missing from RocksDB");
+        while (!b->cur.data || b->rd_off + REC_HEAD > b->cur.len)
+            if (!next_chunk(t, b, db, err))
                 return false;
-            }
-            rv_sdb_delete(db, k, sizeof(k));
-            c->data = val;
-            c->len = vlen;
-            c->cap = vlen;
-            t->bytes += c->cap + sizeof(chunk);
-        }
-        if (b->rd_off >= c->len) {
-            t->bytes -= c->cap + sizeof(chunk);
-            free(c->data);
-            c->data = NULL;
-            c->len = 0;
-            c->cap = 0;
-            b->rd_chunk++;
-            b->rd_off = 0;
-            continue;
-        }
-        const uint8_t *p = c->data + b->rd_off;
+        const uint8_t *p = b->cur.data + b->rd_off;
         memcpy(kg, p, 2);
         memcpy(klen, p + 2, 4);
         memcpy(khash, p + 6, 8);
@@ -325,6 +348,14 @@ int64_t rv_timers_next(const rv_timers *t) { return t->nheap ? t->b[t->heap[0]].
 size_t rv_timers_count(const rv_timers *t) { return t->count; }
 
 size_t rv_timers_bytes(const rv_timers *t) { return t->bytes + t->mask * sizeof(uint32_t); }
+
+size_t rv_timers_fixed_bytes(const rv_timers *t)
+{
+    size_t fixed = t->mask * sizeof(uint32_t);
+    for (size_t i = 0; i < t->nheap; i++)
+        fixed += bucket_fixed(&t->b[t->heap[i]]);
+    return fixed;
+}
 
 static int by_time_asc(const void *a, const void *b, void *arg)
 {
@@ -363,15 +394,11 @@ rv_err *rv_timers_each(const rv_timers *t, rv_sdb *db, rv_timers_fn fn, void *ar
     rv_err *err = NULL;
     for (size_t i = 0; i < t->nheap && !err; i++) {
         const bucket *b = &t->b[order[i]];
-        for (size_t c = b->rd_chunk; c < b->nchunks && !err; c++) {
-            const chunk *ch = &b->chunks[c];
-            uint32_t from = c == b->rd_chunk ? b->rd_off : 0;
-            if (ch->data) {
-                err = each_record(ch->data, ch->len, from, b->time, fn, arg);
-                continue;
-            }
+        if (b->cur.data)
+            err = each_record(b->cur.data, b->cur.len, b->rd_off, b->time, fn, arg);
+        for (uint64_t n = b->sp_lo; n < b->sp_hi && !err; n++) {
             uint8_t k[20];
-            chunk_key(t, b->time, c, k);
+            chunk_key(t, b->time, n, k);
             int64_t expiry;
             uint8_t *val = NULL;
             uint32_t vlen = 0;
@@ -380,9 +407,11 @@ rv_err *rv_timers_each(const rv_timers *t, rv_sdb *db, rv_timers_fn fn, void *ar
                     err = rv_err_new(RV_ERR_CORRUPT, "a spilled timer chunk is missing from RocksDB");
                 break;
             }
-            err = each_record(val, vlen, from, b->time, fn, arg);
+            err = each_record(val, vlen, 0, b->time, fn, arg);
             free(val);
         }
+        for (uint32_t c = 0; c < b->ntail && !err; c++)
+            err = each_record(b->tail[c].data, b->tail[c].len, 0, b->time, fn, arg);
     }
     free(order);
     return err;
@@ -405,19 +434,14 @@ void rv_timers_spill(rv_timers *t, rv_sdb *db, size_t keep)
     qsort_r(order, t->nheap, sizeof(uint32_t), by_time_desc, t);
     for (size_t i = 0; i + 1 < t->nheap && rv_timers_bytes(t) > keep; i++) {
         bucket *b = &t->b[order[i]];
-        for (size_t c = b->rd_chunk; c < b->nchunks && rv_timers_bytes(t) > keep; c++) {
-            chunk *ch = &b->chunks[c];
-            if (!ch->data || (c == b->rd_chunk && b->rd_off > 0))
-                continue;
+        for (uint32_t c = 0; c < b->ntail; c++) {
             uint8_t k[20];
-            chunk_key(t, b->time, c, k);
-            rv_sdb_put(db, k, sizeof(k), INT64_MAX, ch->data, ch->len);
-            t->bytes -= ch->cap + sizeof(chunk);
-            free(ch->data);
-            ch->data = NULL;
-            ch->cap = 0;
-            /* A spilled last chunk is not appended to: the next add starts a new one. */
+            chunk_key(t, b->time, b->sp_hi++, k);
+            rv_sdb_put(db, k, sizeof(k), INT64_MAX, b->tail[c].data, b->tail[c].len);
+            t->bytes -= b->tail[c].cap;
+            free(b->tail[c].data);
         }
+        b->ntail = 0;
     }
     free(order);
 }

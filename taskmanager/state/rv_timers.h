@@ -44,6 +44,9 @@ int64_t rv_timers_next(const rv_timers *t); /* INT64_MAX when empty */
 size_t rv_timers_count(const rv_timers *t);
 /* Bytes held in memory. */
 size_t rv_timers_bytes(const rv_timers *t);
+/* The part of it spilling cannot free: about 90 bytes per distinct time
+ * (bucket, heap and index slots, chunk list). */
+size_t rv_timers_fixed_bytes(const rv_timers *t);
 /* Calls fn for every pending timer in pop order (time, then registration),
  * reading spilled chunks from db; stops at the first error fn returns. */
 typedef rv_err *(*rv_timers_fn)(void *arg, int64_t time, uint16_t kg, const uint8_t *key, uint32_t klen,

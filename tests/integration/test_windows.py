@@ -305,7 +305,9 @@ def simulate_fixed(rows, batch_size, ooo, size, slide, lateness, key="k", coales
 
 def simulate_sessions(rows, batch_size, ooo, gap, key="k"):
     """Session windows (allowed_lateness 0): a session fires and is gone once
-    the watermark reaches its end - 1."""
+    the watermark reaches its end - 1. A row is late only when it joins no
+    open session and its own [t, t + gap) is past the watermark; a row
+    inside (or bridging) open sessions joins them."""
     sim = Sim()
     open_ = collections.defaultdict(list)  # k -> [{"start", "end", "rows"}]
     wm = None
@@ -316,12 +318,12 @@ def simulate_sessions(rows, batch_size, ooo, gap, key="k"):
             if t is None:
                 sim.no_time += 1
                 continue
-            sim.edges(t + gap - 1, wm)
-            if wm is not None and t + gap - 1 <= wm:
-                sim.late.append(r)
-                continue
             sess = open_[r[key]]
             over = [x for x in sess if x["start"] < t + gap and t < x["end"]]
+            sim.edges(t + gap - 1, wm)
+            if not over and wm is not None and t + gap - 1 <= wm:
+                sim.late.append(r)
+                continue
             if len(over) > 1:
                 sim.merges += 1
             new = {"start": t, "end": t + gap, "rows": [(t, b0 + j, r)]}

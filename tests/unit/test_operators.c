@@ -520,6 +520,94 @@ Test(window_aggregate, many_keys_split_batches)
     op_free(&r);
 }
 
+/* Session windows: a row out of order inside a session that has not fired
+ * joins it (it is not late even though its own [t, t + gap) is past the
+ * watermark). */
+Test(window_aggregate, session_row_inside_an_open_session_is_not_late)
+{
+    op_run r;
+    cr_assert_null(op_plan(&r, &rv_op_window_aggregate, "id: w\nwindow: {session: {gap: 10ms}}\naggregates: {n: count()}\n",
+                           "ts:timestamp,k:int64", NULL, "k:int64", K1, "ts"));
+    op_open(&r);
+    rv_batch *b = rv_batch_new(r.ctx.in[0], 32);
+    char row[32];
+    for (int t = 0; t <= 90; t += 5) {
+        snprintf(row, sizeof(row), "%d|1", t);
+        add_row(b, row);
+    }
+    r.pl->process(r.state, &r.ctx, 0, b);
+    r.pl->on_watermark(r.state, &r.ctx, 50);
+    rv_batch *b2 = rv_batch_new(r.ctx.in[0], 2);
+    add_row(b2, "20|1");
+    r.pl->process(r.state, &r.ctx, 0, b2);
+    cr_expect_eq(r.ctx.nlate, 0, "the row joined the open session");
+    r.pl->on_watermark(r.state, &r.ctx, RV_WATERMARK_MAX);
+    char *s = dump(&r);
+    cr_expect_str_eq(s, "1|0|100|20\n");
+    free(s);
+    rv_batch_unref(b);
+    rv_batch_unref(b2);
+    op_free(&r);
+}
+
+/* A fired session extended by a row within allowed lateness is emitted
+ * again, then freed at its new end + lateness: no state is left. */
+Test(window_aggregate, session_extended_after_firing_is_freed)
+{
+    op_run r;
+    cr_assert_null(op_plan(&r, &rv_op_window_aggregate,
+                           "id: w\nwindow: {session: {gap: 10ms}}\nallowed_lateness: 100ms\naggregates: {n: count()}\n",
+                           "ts:timestamp,k:int64", NULL, "k:int64", K1, "ts"));
+    op_open(&r);
+    rv_batch *b = rv_batch_new(r.ctx.in[0], 2);
+    add_row(b, "0|1");
+    r.pl->process(r.state, &r.ctx, 0, b);
+    r.pl->on_watermark(r.state, &r.ctx, 20);
+    rv_batch *b2 = rv_batch_new(r.ctx.in[0], 2);
+    add_row(b2, "5|1");
+    r.pl->process(r.state, &r.ctx, 0, b2);
+    r.pl->on_watermark(r.state, &r.ctx, 30);
+    r.pl->on_watermark(r.state, &r.ctx, 1000000);
+    char *s = dump(&r);
+    cr_expect_str_eq(s, "1|0|10|1|false\n1|0|15|2|true\n");
+    free(s);
+    rv_state_stats st;
+    rv_state_get_stats(r.ctx.state, &st);
+    cr_expect_eq(st.entries, 0, "%zu state entries left", st.entries);
+    cr_expect_eq(rv_timer_count(r.ctx.state, RV_TIMER_EVENT), 0);
+    rv_batch_unref(b);
+    rv_batch_unref(b2);
+    op_free(&r);
+}
+
+/* A window first seen after its end (within allowed lateness) is emitted
+ * right after the batch, not at the next watermark. */
+Test(window_aggregate, window_created_within_lateness_is_emitted_after_the_batch)
+{
+    op_run r;
+    cr_assert_null(op_plan(&r, &rv_op_window_aggregate,
+                           "id: w\nwindow: {tumbling: 10ms}\nallowed_lateness: 100ms\naggregates: {n: count()}\n",
+                           "ts:timestamp,k:int64", NULL, "k:int64", K1, "ts"));
+    op_open(&r);
+    r.pl->on_watermark(r.state, &r.ctx, 50);
+    rv_batch *b = rv_batch_new(r.ctx.in[0], 2);
+    add_row(b, "5|3");
+    r.pl->process(r.state, &r.ctx, 0, b);
+    char *s = dump(&r);
+    cr_expect_str_eq(s, "3|0|10|1|false\n");
+    free(s);
+    r.pl->on_watermark(r.state, &r.ctx, 51); /* its firing timer finds it emitted */
+    r.pl->on_watermark(r.state, &r.ctx, RV_WATERMARK_MAX);
+    s = dump(&r);
+    cr_expect_str_eq(s, "3|0|10|1|false\n");
+    free(s);
+    rv_state_stats st;
+    rv_state_get_stats(r.ctx.state, &st);
+    cr_expect_eq(st.entries, 0);
+    rv_batch_unref(b);
+    op_free(&r);
+}
+
 Test(window_aggregate, plan_errors)
 {
     op_run r;

@@ -296,3 +296,63 @@ Test(state_snap, truncated_or_corrupted_streams_are_rejected)
     free(data);
     free(path);
 }
+
+/* Restoring state larger than the budget spills as it goes. */
+Test(state_snap, restoring_more_than_the_budget_spills)
+{
+    rv_state *src = open_state(RV_STATE_MEMORY, (int64_t)1 << 30, "src");
+    char value[1000];
+    for (int i = 0; i < NKEYS; i++)
+        for (int ns = 0; ns < 100; ns++) {
+            rv_skey k = sk(i);
+            memset(value, 'a' + (i + ns) % 26, sizeof(value));
+            rv_value_put(src, 0, &k, ns, value, sizeof(value));
+        }
+    char *path = snapshot_to_file(src, "big", NULL);
+    rv_state_close(src);
+    int64_t budget = 1 << 20;
+    rv_state *dst = open_state(RV_STATE_ROCKSDB, budget, "dst");
+    rv_err *err = restore_from(dst, path, 0, MAXP);
+    cr_assert_null(err, "%s", err ? rv_err_msg(err) : "");
+    maintain(dst);
+    rv_state_stats st;
+    rv_state_get_stats(dst, &st);
+    cr_assert_leq(st.bytes, (size_t)budget, "%zu bytes in memory after restoring 40 MB", st.bytes);
+    cr_assert_gt(st.evicted, 30000);
+    for (int i = 0; i < NKEYS; i += 37)
+        for (int ns = 0; ns < 100; ns += 13) {
+            rv_skey k = sk(i);
+            uint32_t len = 0;
+            const uint8_t *v = rv_value_get(dst, 0, &k, ns, &len);
+            cr_assert_not_null(v, "key %d ns %d", i, ns);
+            cr_assert_eq(len, sizeof(value));
+            cr_assert_eq(v[0], 'a' + (i + ns) % 26);
+        }
+    rv_state_close(dst);
+    free(path);
+}
+
+/* Timers at very many distinct times keep ~90 bytes each in memory: hot
+ * entries still keep a share of the budget instead of all being evicted
+ * on every maintain. */
+Test(state_snap, many_distinct_timer_times_leave_room_for_hot_entries)
+{
+    int64_t budget = 1 << 20;
+    rv_state *s = open_state(RV_STATE_ROCKSDB, budget, "timers");
+    for (int t = 0; t < 20000; t++) {
+        rv_skey k = sk(t % NKEYS);
+        rv_timer_register(s, RV_TIMER_EVENT, &k, 0, 1000000 + t);
+    }
+    for (int round = 0; round < 5; round++) {
+        for (int i = 0; i < NKEYS; i++) {
+            rv_skey k = sk(i);
+            rv_value_put(s, 0, &k, 0, "hot", 3);
+        }
+        maintain(s);
+    }
+    rv_state_stats st;
+    rv_state_get_stats(s, &st);
+    cr_assert_gt(st.entries, NKEYS / 2, "only %zu of %d hot entries stayed in memory", st.entries, NKEYS);
+    cr_assert_eq(rv_timer_count(s, RV_TIMER_EVENT), 20000);
+    rv_state_close(s);
+}
