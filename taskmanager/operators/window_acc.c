@@ -346,7 +346,8 @@ void rv_wacc_merge(rv_wacc *w, rv_state *s, const rv_skey *k, uint8_t *dst, int6
             memcpy(d + 16, x + 16, 8);
         if (wc->arg == RV_T_STRING) {
             uint8_t *copy = rv_xmalloc(xl ? xl : 1);
-            memcpy(copy, xs, xl);
+            if (xl)
+                memcpy(copy, xs, xl);
             rv_value_put(s, wc->sid, k, dst_ns, copy, xl);
             free(copy);
         }

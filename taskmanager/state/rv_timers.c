@@ -388,7 +388,9 @@ static rv_err *each_record(const uint8_t *p, uint32_t len, uint32_t from, int64_
 
 rv_err *rv_timers_each(const rv_timers *t, rv_sdb *db, rv_timers_fn fn, void *arg)
 {
-    uint32_t *order = rv_xmalloc((t->nheap + 1) * sizeof(uint32_t));
+    if (t->nheap == 0)
+        return NULL;
+    uint32_t *order = rv_xmalloc(t->nheap * sizeof(uint32_t));
     memcpy(order, t->heap, t->nheap * sizeof(uint32_t));
     qsort_r(order, t->nheap, sizeof(uint32_t), by_time_asc, (void *)t);
     rv_err *err = NULL;
