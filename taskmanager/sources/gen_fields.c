@@ -14,6 +14,7 @@
 
 #include "rv_config.h"
 #include "rv_mem.h"
+#include "rv_time.h"
 #include "rv_record.h"
 
 typedef enum {
@@ -369,7 +370,9 @@ static const rv_cfg_key string_keys[] = {
 };
 static const rv_cfg_key etime_keys[] = {
     {.name = "start", .type = RV_CFG_NODE, .offset = OFF(start),
-     .doc = "Event time of record 0: ISO-8601 text or epoch milliseconds; default 2024-01-01T00:00:00Z."},
+     .doc = "Event time of record 0: ISO-8601 text or epoch milliseconds; default 2024-01-01T00:00:00Z. "
+            "`now`: the wall clock when the source starts, so that with a paced source (`rate`) event "
+            "time follows the wall clock (for latency measurements; not reproducible)."},
     {.name = "rate", .type = RV_CFG_FLOAT, .def = "1000", .offset = OFF(rate),
      .doc = "Records per second of event time (> 0)."},
     {.name = "jitter", .type = RV_CFG_DURATION, .def = "0", .offset = OFF(jitter),
@@ -584,7 +587,9 @@ static rv_err *build_field(const kind_info *ki, const spec_cfg *cfg, const rv_yn
         gf->rate = cfg->rate;
         gf->jitter = cfg->jitter;
         gf->start = INT64_C(1704067200000); /* 2024-01-01T00:00:00Z */
-        if (cfg->start)
+        if (cfg->start && cfg->start->kind == RV_YAML_SCALAR && strcmp(cfg->start->str, "now") == 0)
+            gf->start = rv_wall_ms();
+        else if (cfg->start)
             err = node_timestamp(cfg->start, what, &gf->start);
         break;
     case K_CONSTANT:

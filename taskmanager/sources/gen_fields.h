@@ -29,7 +29,8 @@
  *   string         len = min_len + (u % (max_len - min_len + 1)); byte k
  *                  (0 <= k < len) = alphabet[mix(u + k + 1) % A], A = the
  *                  alphabet's length in bytes
- *   event_time     start + (int64)floor((double)i * 1000.0 / rate)
+ *   event_time     start + (int64)floor((double)i * 1000.0 / rate)   (start `now`:
+ *                  the wall clock when the generator is made — not reproducible)
  *                  - (jitter > 0 ? (int64)(u % (jitter + 1)) : 0)
  *                  (rate and the division in IEEE double; jitter in ms)
  *   constant       value

@@ -167,8 +167,48 @@ def test_usage_errors_exit_2(wd):
         check(msg in res.stderr, f"{args}: {res.stderr!r}")
 
 
+def test_discard_sink_measures_latency_of_a_timestamp_field(wd):
+    """A paced generator whose event time starts `now`: the discard sink's
+    latency percentiles count every row, are ordered, and are small (the
+    pipeline adds milliseconds, not seconds); a wrong field is a plan error."""
+    job = wd.join("lat.yaml")
+    with open(job, "w") as f:
+        f.write("""name: lat
+sources:
+  - id: gen
+    type: generator
+    count: 20000
+    rate: 20000
+    schema: {ts: timestamp, v: int64}
+    fields:
+      ts: {kind: event_time, start: now, rate: 20000}
+      v: {kind: sequence}
+sinks:
+  - id: sink
+    type: discard
+    latency_of: ts
+""")
+    res = rivulet("run", job)
+    check_eq(res.returncode, 0, f"exit code ({res.stderr})")
+    line = [l for l in res.stderr.splitlines() if "latency_ms" in l]
+    check_eq(len(line), 1, f"one latency line: {res.stderr!r}")
+    fields = dict(kv.split("=") for kv in line[0].split("latency_ms ")[1].split()[:7])
+    check_eq(int(fields["rows"]), 20000, "every row measured")
+    ps = [int(fields[k]) for k in ("p50", "p90", "p99", "p99.9", "max")]
+    check(ps == sorted(ps), f"percentiles in order: {ps}")
+    check(0 <= ps[0] <= 500 and ps[-1] <= 2000, f"latencies of a 1 s paced run stay small: {ps}")
+    with open(job) as f:
+        text = f.read().replace("latency_of: ts", "latency_of: v")
+    with open(job, "w") as f:
+        f.write(text)
+    res = rivulet("validate", job)
+    check_eq(res.returncode, 2, "validate exit code")
+    check("latency_of needs a timestamp field of the input" in res.stderr, res.stderr)
+
+
 if __name__ == "__main__":
     main([
+        test_discard_sink_measures_latency_of_a_timestamp_field,
         test_quickstart_matches_an_independent_model_of_its_input,
         test_plan_shows_chains_parallelism_and_hash_exchange,
         test_plan_dot_is_graphviz,
