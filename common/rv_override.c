@@ -123,7 +123,7 @@ static rv_err *apply_one(char **text, size_t *len, const char *file, const char 
     const rv_ynode *map = rv_ydoc_root(doc);
     char *k = key;
     char *dot = strchr(key, '.');
-    char *wrap = NULL; /* a missing nested map: the key is added as `wrap: {k: value}` */
+    char *wrap = NULL; /* a missing `state` map: added as a block map holding k */
     if (dot) {
         *dot = '\0';
         const rv_ynode *node = find_node(map, key);
