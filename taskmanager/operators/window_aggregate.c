@@ -440,8 +440,9 @@ typedef struct wagg_state {
     const rv_skey *skeys; /* the rows' keys */
     int64_t *times;
     size_t times_cap;
-    int64_t *pf_ns;      /* each row's latest window, to prefetch */
-    size_t pf_cap;
+    rv_skey *pf_keys;    /* the (key, window) pairs of a batch, to prefetch */
+    int64_t *pf_ns;
+    size_t pf_cap, pf_kcap;
     rv_wacc_pair *pairs;
     size_t npairs, pair_cap;
     uint32_t *late_rows;
@@ -484,6 +485,7 @@ static void wagg_close(void *state, rv_op_ctx *ctx)
     rv_wacc_free(st->acc);
     free(st->times);
     free(st->pf_ns);
+    free(st->pf_keys);
     free(st->pairs);
     free(st->late_rows);
     free(st->sess);
@@ -790,9 +792,10 @@ static rv_code fire_timers(wagg_state *st, rv_op_ctx *ctx, int64_t upto)
 static void ensure_scratch(wagg_state *st, uint32_t n)
 {
     rv_xgrow((void **)&st->times, &st->times_cap, n, sizeof(int64_t));
-    rv_xgrow((void **)&st->pf_ns, &st->pf_cap, n, sizeof(int64_t));
-    rv_xgrow((void **)&st->late_rows, &st->late_cap, n, sizeof(uint32_t));
     size_t per = st->sp.kind == WIN_SLIDING ? (size_t)(st->sp.size / st->sp.slide + 1) : 1;
+    rv_xgrow((void **)&st->pf_ns, &st->pf_cap, (size_t)n * per, sizeof(int64_t));
+    rv_xgrow((void **)&st->pf_keys, &st->pf_kcap, (size_t)n * per, sizeof(rv_skey));
+    rv_xgrow((void **)&st->late_rows, &st->late_cap, n, sizeof(uint32_t));
     rv_xgrow((void **)&st->pairs, &st->pair_cap, (size_t)n * per, sizeof(rv_wacc_pair));
 }
 
@@ -963,6 +966,30 @@ static rv_code send_late(wagg_state *st, rv_op_ctx *ctx, const rv_batch *in, uin
     return rv_ctx_emit_late(ctx, b);
 }
 
+/* Brings in the state the batch's rows will touch (their windows, or for
+ * sessions their keys' session lists) before it is used, a batch at a
+ * time (rv_state_prefetch). */
+static void prefetch_windows(wagg_state *st, const rv_column *ts, int64_t now, uint32_t n)
+{
+    size_t m = 0;
+    for (uint32_t r = 0; r < n; r++) {
+        int64_t t = ts ? ts->d.i64[r] : now;
+        if (t < -MAX_TS || t > MAX_TS)
+            continue;
+        if (st->sp.kind == WIN_SESSION) {
+            st->pf_keys[m] = st->skeys[r];
+            st->pf_ns[m++] = 0;
+            continue;
+        }
+        int64_t last = floor_div(t, st->sp.slide) * st->sp.slide;
+        for (int64_t s = last; s > t - st->sp.size; s -= st->sp.slide) {
+            st->pf_keys[m] = st->skeys[r];
+            st->pf_ns[m++] = s;
+        }
+    }
+    rv_state_prefetch(st->s, st->sp.kind == WIN_SESSION ? SID_SESS : SID_ACC, st->pf_keys, st->pf_ns, (uint32_t)m);
+}
+
 static rv_code wagg_process(void *state, rv_op_ctx *ctx, int input, const rv_batch *in)
 {
     wagg_state *st = state;
@@ -975,14 +1002,7 @@ static rv_code wagg_process(void *state, rv_op_ctx *ctx, int input, const rv_bat
     uint32_t nlate = 0;
     const rv_column *ts = st->sp.processing ? NULL : &in->cols[st->sp.ts_field];
     int64_t now = st->sp.processing ? rv_ctx_now_ms(ctx) : 0;
-    if (st->sp.kind != WIN_SESSION) {
-        /* The latest window of each row: most rows land in windows already open. */
-        for (uint32_t r = 0; r < n; r++) {
-            int64_t t = ts ? ts->d.i64[r] : now;
-            st->pf_ns[r] = t >= -MAX_TS && t <= MAX_TS ? floor_div(t, st->sp.slide) * st->sp.slide : 0;
-        }
-        rv_state_prefetch(st->s, SID_ACC, st->skeys, st->pf_ns, n);
-    }
+    prefetch_windows(st, ts, now, n);
     for (uint32_t r = 0; r < n; r++) {
         int64_t t = now;
         if (ts) {
