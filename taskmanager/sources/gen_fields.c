@@ -522,12 +522,15 @@ static rv_err *parse_choice(const spec_cfg *cfg, gen_field *gf, const char *what
     if (!err) {
         gf->cum = rv_xcalloc(w->n, sizeof(uint64_t));
         uint64_t total = 0;
-        for (size_t j = 0; j < w->n; j++) {
-            total += frac ? (uint64_t)llround(d[j] * 1000000.0) : (uint64_t)d[j];
+        for (size_t j = 0; j < w->n && !err; j++) {
+            uint64_t wj = frac ? (uint64_t)llround(d[j] * 1000000.0) : (uint64_t)d[j];
+            if (__builtin_add_overflow(total, wj, &total))
+                err = rv_yerr(w, RV_ERR_INVALID, "%s: the weights add up to more than can be counted; use smaller weights",
+                              what);
             gf->cum[j] = total;
         }
         gf->total = total;
-        if (total == 0)
+        if (!err && total == 0)
             err = rv_yerr(w, RV_ERR_INVALID, "%s: the weights must not all be zero", what);
     }
     free(d);

@@ -524,6 +524,14 @@ Test(rv_gen, error_bad_choice_lists)
             "a weight must be between 0 and 1e12");
     gen_err("a:int64", "a: {kind: choice, values: [1, 2], weights: [0, 0]}\n",
             "the weights must not all be zero");
+    /* 20 fractional weights near the limit: each counts 1e18 millionths. */
+    gen_err("a:int64",
+            "a: {kind: choice, values: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20], "
+            "weights: [999999999999.5, 999999999999.5, 999999999999.5, 999999999999.5, 999999999999.5, "
+            "999999999999.5, 999999999999.5, 999999999999.5, 999999999999.5, 999999999999.5, 999999999999.5, "
+            "999999999999.5, 999999999999.5, 999999999999.5, 999999999999.5, 999999999999.5, 999999999999.5, "
+            "999999999999.5, 999999999999.5, 999999999999.5]}\n",
+            "the weights add up to more than can be counted");
     gen_err("b:bool", "b: {kind: choice, values: [true, maybe]}\n",
             "f.yaml:1:34: source 'g': field 'b': expected true or false, got 'maybe'");
     gen_err("f:float64", "f: {kind: choice, values: [1.5, x]}\n", "expected a number, got 'x'");
