@@ -34,6 +34,18 @@ void rv_key_encode(const rv_column *cols, int ncols, uint32_t row, uint8_t **buf
  * The bytes must come from rv_key_encode (they are trusted). */
 void rv_key_decode(const uint8_t **p, rv_column *cols, int ncols, uint32_t row);
 
+/* A 64-bit finalizer (MurmurHash3's fmix64): spreads the bits of an
+ * integer, for hash tables keyed by numbers or by combined hashes. */
+static inline uint64_t rv_mix64(uint64_t k)
+{
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53ull;
+    k ^= k >> 33;
+    return k;
+}
+
 static inline int rv_key_group(uint64_t hash, int max_parallelism)
 {
     return (int)(hash % (uint64_t)max_parallelism);

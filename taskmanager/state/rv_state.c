@@ -75,6 +75,7 @@ struct rv_state {
     rv_timers *timers[2];
     rv_sdb *db;
     bool db_used; /* something was written to RocksDB */
+    bool any_expiry; /* some entry got an expiry: maintain() sweeps for expired ones */
     bool warned;
     rv_err *err; /* sticky, returned by maintain() */
     uint64_t evicted, db_reads, db_hits;
@@ -145,24 +146,14 @@ void rv_state_close(rv_state *s)
 
 /* ---- full keys ---- */
 
-static uint64_t mix64(uint64_t k)
-{
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdull;
-    k ^= k >> 33;
-    k *= 0xc4ceb9fe1a85ec53ull;
-    k ^= k >> 33;
-    return k;
-}
-
 /* The table's hash of (sid, key, ns, uk), from the key's hash (the XXH3 of
  * its bytes, as rv_hash_rows computes it) so the hot path hashes no bytes
  * again; full_key_hash() recomputes it from a full key alone (entries
  * read back from a snapshot). */
 static inline uint64_t key_hash(int sid, uint64_t khash, int64_t ns, const void *uk, uint32_t uklen)
 {
-    uint64_t h = mix64(khash ^ mix64(((uint64_t)ns ^ (1ull << 63)) + (uint64_t)sid * 0x9E3779B97F4A7C15ull));
-    return uklen ? h ^ mix64(rv_hash_bytes(uk, uklen, 0)) : h;
+    uint64_t h = rv_mix64(khash ^ rv_mix64(((uint64_t)ns ^ (1ull << 63)) + (uint64_t)sid * 0x9E3779B97F4A7C15ull));
+    return uklen ? h ^ rv_mix64(rv_hash_bytes(uk, uklen, 0)) : h;
 }
 
 /* Full key: kg (2, big-endian) | sid | key | ns (8, big-endian, sign
@@ -352,6 +343,7 @@ static uint32_t find(rv_state *s, uint32_t n, uint64_t h)
     free(val);
     e->expires = expiry;
     e->flags |= F_IN_DB;
+    s->any_expiry |= expiry != RV_STATE_NO_EXPIRY;
     return expired(s, e) ? UINT32_MAX : id;
 }
 
@@ -402,6 +394,20 @@ static void remove_key(rv_state *s, uint32_t n, uint64_t h)
 
 /* ---- value, list and map state ---- */
 
+/* The entry of (sid, k, ns, uk) for writing: found or created with
+ * init_len zero bytes, marked dirty; *n gets the full key's length (the
+ * value starts at e->blk + *n). */
+static entry *write_entry(rv_state *s, int sid, const rv_skey *k, int64_t ns, const void *uk, uint32_t uklen,
+                          uint32_t init_len, uint32_t *n, bool *created)
+{
+    uint64_t h;
+    *n = full_key(s, sid, k, ns, uk, uklen, &h);
+    uint32_t id = find_or_create(s, *n, h, init_len, created); /* may move s->ents */
+    entry *e = &s->ents[id];
+    e->flags |= F_DIRTY;
+    return e;
+}
+
 const uint8_t *rv_value_get(rv_state *s, int sid, const rv_skey *k, int64_t ns, uint32_t *len)
 {
     uint64_t h;
@@ -416,12 +422,9 @@ const uint8_t *rv_value_get(rv_state *s, int sid, const rv_skey *k, int64_t ns, 
 uint8_t *rv_value_upsert(rv_state *s, int sid, const rv_skey *k, int64_t ns, uint32_t init_len,
                          uint32_t *len, bool *created)
 {
-    uint64_t h;
     bool c;
-    uint32_t n = full_key(s, sid, k, ns, NULL, 0, &h);
-    uint32_t id = find_or_create(s, n, h, init_len, &c);
-    entry *e = &s->ents[id];
-    e->flags |= F_DIRTY;
+    uint32_t n;
+    entry *e = write_entry(s, sid, k, ns, NULL, 0, init_len, &n, &c);
     if (created)
         *created = c;
     if (len)
@@ -431,14 +434,11 @@ uint8_t *rv_value_upsert(rv_state *s, int sid, const rv_skey *k, int64_t ns, uin
 
 uint8_t *rv_value_put(rv_state *s, int sid, const rv_skey *k, int64_t ns, const void *v, uint32_t len)
 {
-    uint64_t h;
     bool c;
-    uint32_t n = full_key(s, sid, k, ns, NULL, 0, &h);
-    uint32_t id = find_or_create(s, n, h, 0, &c);
-    entry *e = &s->ents[id];
-    e->flags |= F_DIRTY;
+    uint32_t n;
+    entry *e = write_entry(s, sid, k, ns, NULL, 0, 0, &n, &c);
     resize_value(s, e, len);
-    if (v)
+    if (v && len)
         memcpy(e->blk + n, v, len);
     return e->blk + n;
 }
@@ -459,16 +459,14 @@ void rv_value_set_expiry(rv_state *s, int sid, const rv_skey *k, int64_t ns, int
         return;
     s->ents[id].expires = expires_at;
     s->ents[id].flags |= F_DIRTY;
+    s->any_expiry |= expires_at != RV_STATE_NO_EXPIRY;
 }
 
 void rv_list_add(rv_state *s, int sid, const rv_skey *k, int64_t ns, const void *v, uint32_t len)
 {
-    uint64_t h;
     bool c;
-    uint32_t n = full_key(s, sid, k, ns, NULL, 0, &h);
-    uint32_t id = find_or_create(s, n, h, 0, &c);
-    entry *e = &s->ents[id];
-    e->flags |= F_DIRTY;
+    uint32_t n;
+    entry *e = write_entry(s, sid, k, ns, NULL, 0, 0, &n, &c);
     uint32_t off = e->vlen;
     resize_value(s, e, off + 4 + len);
     uint8_t *p = e->blk + n + off;
@@ -506,12 +504,9 @@ const uint8_t *rv_map_get(rv_state *s, int sid, const rv_skey *k, int64_t ns, co
 bool rv_map_put(rv_state *s, int sid, const rv_skey *k, int64_t ns, const void *uk, uint32_t uklen,
                 const void *v, uint32_t len)
 {
-    uint64_t h;
     bool created;
-    uint32_t n = full_key(s, sid, k, ns, uk, uklen, &h);
-    uint32_t id = find_or_create(s, n, h, 0, &created);
-    entry *e = &s->ents[id];
-    e->flags |= F_DIRTY;
+    uint32_t n;
+    entry *e = write_entry(s, sid, k, ns, uk, uklen, 0, &n, &created);
     resize_value(s, e, len);
     if (len)
         memcpy(e->blk + n, v, len);
@@ -596,7 +591,7 @@ static size_t total_bytes(const rv_state *s)
  * copies are left to the compaction filter. */
 static void sweep_expired(rv_state *s)
 {
-    if (s->nents == 0)
+    if (s->nents == 0 || !s->any_expiry)
         return;
     for (size_t k = 0; k < EXPIRE_SWEEP && k < s->nents; k++) {
         if (s->sweep >= s->nents)
@@ -785,6 +780,7 @@ void rv_state_load_entry(rv_state *s, const uint8_t *fk, uint32_t n, int64_t exp
     entry *e = &s->ents[id];
     e->flags = (uint8_t)((e->flags & ~F_TOMB) | F_DIRTY);
     e->expires = expiry;
+    s->any_expiry |= expiry != RV_STATE_NO_EXPIRY;
     e->vlen = 0;
     resize_value(s, e, vlen);
     if (vlen)

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rv_hash.h"
 #include "rv_mem.h"
 
 #define REC_HEAD 22u /* kg 2, klen 4, khash 8, ns 8 */
@@ -47,19 +48,10 @@ struct rv_timers {
     uint32_t *index;
     size_t mask;
     size_t count, bytes;
+    size_t tail_bytes; /* of that, in tail chunks: what spilling can free */
     uint8_t *popped; /* key of the last pop */
     size_t popped_cap;
 };
-
-static uint64_t mix64(uint64_t k)
-{
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdull;
-    k ^= k >> 33;
-    k *= 0xc4ceb9fe1a85ec53ull;
-    k ^= k >> 33;
-    return k;
-}
 
 rv_timers *rv_timers_new(int domain)
 {
@@ -138,7 +130,7 @@ static void sift_down(rv_timers *t, size_t i)
 
 static void index_insert(rv_timers *t, uint32_t id)
 {
-    size_t i = mix64((uint64_t)t->b[id].time) & t->mask;
+    size_t i = rv_mix64((uint64_t)t->b[id].time) & t->mask;
     while (t->index[i])
         i = (i + 1) & t->mask;
     t->index[i] = id + 1;
@@ -156,7 +148,7 @@ static void index_grow(rv_timers *t)
 
 static void index_remove(rv_timers *t, uint32_t id)
 {
-    size_t i = mix64((uint64_t)t->b[id].time) & t->mask;
+    size_t i = rv_mix64((uint64_t)t->b[id].time) & t->mask;
     while (t->index[i] != id + 1)
         i = (i + 1) & t->mask;
     size_t j = i;
@@ -164,7 +156,7 @@ static void index_remove(rv_timers *t, uint32_t id)
         j = (j + 1) & t->mask;
         if (!t->index[j])
             break;
-        size_t home = mix64((uint64_t)t->b[t->index[j] - 1].time) & t->mask;
+        size_t home = rv_mix64((uint64_t)t->b[t->index[j] - 1].time) & t->mask;
         if (((j - home) & t->mask) >= ((j - i) & t->mask)) {
             t->index[i] = t->index[j];
             i = j;
@@ -175,7 +167,7 @@ static void index_remove(rv_timers *t, uint32_t id)
 
 static bucket *bucket_of(rv_timers *t, int64_t time)
 {
-    for (size_t i = mix64((uint64_t)time) & t->mask; t->index[i]; i = (i + 1) & t->mask)
+    for (size_t i = rv_mix64((uint64_t)time) & t->mask; t->index[i]; i = (i + 1) & t->mask)
         if (t->b[t->index[i] - 1].time == time)
             return &t->b[t->index[i] - 1];
     uint32_t id;
@@ -203,8 +195,10 @@ static void bucket_remove(rv_timers *t, uint32_t id)
 {
     bucket *b = &t->b[id];
     t->bytes -= bucket_fixed(b) + b->cur.cap;
-    for (uint32_t c = 0; c < b->ntail; c++)
+    for (uint32_t c = 0; c < b->ntail; c++) {
         t->bytes -= b->tail[c].cap;
+        t->tail_bytes -= b->tail[c].cap;
+    }
     index_remove(t, id);
     size_t pos = (size_t)b->heap_pos;
     t->nheap--;
@@ -234,6 +228,7 @@ void rv_timers_add(rv_timers *t, uint16_t kg, const uint8_t *key, uint32_t klen,
             cap = RV_TIMER_CHUNK;
         c->data = rv_xrealloc(c->data, cap);
         t->bytes += cap - c->cap;
+        t->tail_bytes += cap - c->cap;
         c->cap = cap;
     }
     if (!c || c->len + need > c->cap) {
@@ -249,6 +244,7 @@ void rv_timers_add(rv_timers *t, uint16_t kg, const uint8_t *key, uint32_t klen,
         c->len = 0;
         c->cap = size;
         t->bytes += size;
+        t->tail_bytes += size;
     }
     uint8_t *p = c->data + c->len;
     memcpy(p, &kg, 2);
@@ -303,6 +299,7 @@ static bool next_chunk(rv_timers *t, bucket *b, rv_sdb *db, rv_err **err)
     if (b->ntail == 0)
         return false;
     b->cur = b->tail[0];
+    t->tail_bytes -= b->cur.cap;
     memmove(b->tail, b->tail + 1, (b->ntail - 1) * sizeof(chunk));
     b->ntail--;
     return true;
@@ -428,8 +425,8 @@ static int by_time_desc(const void *a, const void *b, void *arg)
 
 void rv_timers_spill(rv_timers *t, rv_sdb *db, size_t keep)
 {
-    if (rv_timers_bytes(t) <= keep || t->nheap < 2)
-        return;
+    if (rv_timers_bytes(t) <= keep || t->nheap < 2 || t->tail_bytes < RV_TIMER_CHUNK)
+        return; /* within bounds, or too little to spill to be worth sorting the buckets */
     /* Latest buckets first; the earliest bucket stays (it fires next). */
     uint32_t *order = rv_xmalloc(t->nheap * sizeof(uint32_t));
     memcpy(order, t->heap, t->nheap * sizeof(uint32_t));
@@ -441,6 +438,7 @@ void rv_timers_spill(rv_timers *t, rv_sdb *db, size_t keep)
             chunk_key(t, b->time, b->sp_hi++, k);
             rv_sdb_put(db, k, sizeof(k), INT64_MAX, b->tail[c].data, b->tail[c].len);
             t->bytes -= b->tail[c].cap;
+            t->tail_bytes -= b->tail[c].cap;
             free(b->tail[c].data);
         }
         b->ntail = 0;
