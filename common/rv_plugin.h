@@ -71,6 +71,16 @@ typedef struct rv_plan {
 } rv_plan;
 
 typedef struct rv_op_ctx rv_op_ctx; /* owned by the runtime */
+typedef struct rv_buf rv_buf;       /* rv_record.h */
+
+/* The non-keyed state one instance of a node wrote into a checkpoint
+ * (rv_plugin.snapshot), handed to restore(). */
+typedef struct rv_op_state {
+    int subtask;     /* the instance that wrote it */
+    int parallelism; /* the node's parallelism when it was written */
+    const void *data;
+    size_t len;
+} rv_op_state;
 typedef struct rv_state rv_state;   /* taskmanager/state/rv_state.h */
 
 typedef struct rv_plugin {
@@ -110,6 +120,26 @@ typedef struct rv_plugin {
     /* Releases the instance's resources. Called once after open()
      * succeeded, also after failure or cancel. Must not emit. */
     void (*close)(void *state, rv_op_ctx *ctx);
+
+    /* ---- Checkpoints (all optional; DESIGN.md §9) ----
+     * Keyed state (RV_PLUGIN_STATEFUL) is checkpointed and restored by the
+     * runtime; these hooks carry the rest: a source's position, a sink's
+     * pre-committed output. */
+    /* At checkpoint `id`'s barrier (sources: between two polls): append the
+     * instance's non-keyed state to out, in a format of the plugin's own
+     * that restore() reads back. Keep it small and fast: it runs on the
+     * processing path. Two-phase-commit sinks pre-commit here: make what
+     * they wrote so far durable but not yet visible, and list it. */
+    rv_err *(*snapshot)(void *state, rv_op_ctx *ctx, uint64_t id, rv_buf *out);
+    /* After open(), when the job resumes from a checkpoint or savepoint:
+     * the states that instances of this node wrote into it (n may be 0; with
+     * a changed parallelism each instance gets every old instance's state
+     * and picks what is now its own). Sources rewind here; sinks commit what
+     * the checkpoint pre-committed and discard what came after it. */
+    rv_err *(*restore)(void *state, rv_op_ctx *ctx, const rv_op_state *states, int n);
+    /* Checkpoint `id` (and so every earlier one) is complete: two-phase
+     * sinks make what they pre-committed up to `id` visible. */
+    rv_err *(*checkpoint_complete)(void *state, rv_op_ctx *ctx, uint64_t id);
 } rv_plugin;
 
 /* Registry (taskmanager/rv_registry.c). A source and a sink may share a
@@ -167,6 +197,10 @@ void rv_ctx_timer_at(rv_op_ctx *ctx, int64_t when_ms);
  * callback that called it should then return an error code. */
 void rv_ctx_fail(rv_op_ctx *ctx, rv_err *err);
 bool rv_ctx_canceled(const rv_op_ctx *ctx);
+/* Whether the job takes checkpoints (`checkpointing:` is set). Two-phase
+ * sinks publish only on checkpoint_complete() when it does, and at
+ * finish() when it does not. */
+bool rv_ctx_checkpointing(const rv_op_ctx *ctx);
 /* Sources: a record that does not parse. Applies the node's on_error:
  * fail (calls rv_ctx_fail with reason and where, returns RV_ERR_INVALID),
  * skip (counts it, returns RV_OK) or dead_letter (counts it, sends raw
