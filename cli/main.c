@@ -53,6 +53,7 @@ static void usage(FILE *out)
             "      -v, --verbose         log debug messages\n"
             "      --stats               print records, time and CPU per record at the end\n"
             "      --state-dir DIR       where keyed state spills to RocksDB (default: a temp dir, removed)\n"
+            "      --checkpoint-dir DIR  where checkpoints go (default: a temp dir, removed at exit)\n"
             "  validate <job.yaml>  check a job file and report every problem's line:column\n"
             "  plan <job.yaml>      print tasks, chaining, parallelism and partitioning\n"
             "      --dot                 as a Graphviz graph\n"
@@ -112,6 +113,19 @@ static double cpu_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Removes (and frees) a directory this process created for itself. */
+static void remove_own_dir(char *dir)
+{
+    if (!dir)
+        return;
+    rv_err *err = rv_file_remove_tree(dir);
+    if (err) {
+        fprintf(stderr, "rivulet: %s\n", rv_err_msg(err));
+        rv_err_free(err);
+    }
+    free(dir);
+}
+
 static int cmd_run(int argc, char **argv)
 {
     int parallelism = 0;
@@ -124,8 +138,9 @@ static int cmd_run(int argc, char **argv)
                                          {"verbose", no_argument, NULL, 'v'},
                                          {"stats", no_argument, NULL, 's'},
                                          {"state-dir", required_argument, NULL, 'D'},
+                                         {"checkpoint-dir", required_argument, NULL, 'C'},
                                          {NULL, 0, NULL, 0}};
-    const char *state_dir = NULL;
+    const char *state_dir = NULL, *checkpoint_dir = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "p:qv", opts, NULL)) != -1) {
         switch (c) {
@@ -140,6 +155,7 @@ static int cmd_run(int argc, char **argv)
         case 'v': rv_log_set_level(RV_LOG_LVL_DEBUG); break;
         case 's': stats = true; break;
         case 'D': state_dir = optarg; break;
+        case 'C': checkpoint_dir = optarg; break;
         case 'S':
             if (nsets == 64) {
                 fprintf(stderr, "rivulet run: at most 64 --set options\n");
@@ -165,6 +181,14 @@ static int cmd_run(int argc, char **argv)
     rv_job_graph *g = rv_job_graph_build(js);
     int slots = rv_job_graph_slots(g);
     rv_job_graph_free(g);
+    /* Checkpoints without a directory: a private one, gone at exit (they
+     * still serve restarts within this run). */
+    char *own_chk_dir = NULL;
+    if (js->checkpointing.interval_ms > 0 && !checkpoint_dir) {
+        const char *tmp = getenv("TMPDIR");
+        own_chk_dir = rv_xasprintf("%s/rivulet-checkpoints-%d", tmp && *tmp ? tmp : "/tmp", (int)getpid());
+        checkpoint_dir = own_chk_dir;
+    }
     rv_jobspec_unref(js);
 
     /* The embedded mini-cluster: a coordinator and one task manager in
@@ -174,7 +198,7 @@ static int cmd_run(int argc, char **argv)
     snprintf(coord_url, sizeof(coord_url), "inproc://rivulet-%d-coordinator", (int)getpid());
     snprintf(data_url, sizeof(data_url), "inproc://rivulet-%d-data", (int)getpid());
     rv_coord_config ccfg = {.listen = coord_url, .heartbeat_interval_ms = 1000, .heartbeat_timeout_ms = 10000,
-                            .slot_wait_timeout_ms = 10000};
+                            .slot_wait_timeout_ms = 10000, .checkpoint_dir = (char *)checkpoint_dir};
     rv_tm_config tcfg = {.coordinator = coord_url, .slots = slots, .data_listen = data_url, .name = "tm-0",
                             .state_dir = (char *)state_dir};
     rv_coord *coord = NULL;
@@ -185,6 +209,7 @@ static int cmd_run(int argc, char **argv)
         rv_err_free(err);
         rv_coord_free(coord);
         free(text);
+        free(own_chk_dir);
         return 1;
     }
 
@@ -206,6 +231,7 @@ static int cmd_run(int argc, char **argv)
         rv_err_free(err);
         rv_coord_free(coord);
         rv_tm_client_stop(tm);
+        remove_own_dir(own_chk_dir);
         return 1;
     }
     rv_job_state st;
@@ -242,6 +268,7 @@ static int cmd_run(int argc, char **argv)
     free(job_id);
     rv_tm_client_stop(tm); /* the job is over: nothing runs there any more */
     rv_coord_free(coord);
+    remove_own_dir(own_chk_dir);
     if (st == RV_JOB_FINISHED)
         return 0;
     if (st == RV_JOB_CANCELED)

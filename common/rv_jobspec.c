@@ -25,7 +25,7 @@ typedef struct job_keys {
     int64_t max_parallelism;
     int64_t buffer_timeout_ms;
     int64_t channel_capacity;
-    const rv_ynode *sources, *operators, *sinks, *state;
+    const rv_ynode *sources, *operators, *sinks, *state, *checkpointing, *restart;
 } job_keys;
 
 static const rv_cfg_key job_table[] = {
@@ -35,6 +35,8 @@ static const rv_cfg_key job_table[] = {
     {"buffer_timeout", RV_CFG_DURATION, "5ms", offsetof(job_keys, buffer_timeout_ms), "Longest time a partly filled output buffer waits before it is sent (bounds latency at low load).", NULL, 0, 0, 60000},
     {"channel_capacity", RV_CFG_INT, "8", offsetof(job_keys, channel_capacity), "Batches a local channel holds before its producer blocks (backpressure).", NULL, 0, 1, 4096},
     {"state", RV_CFG_NODE, NULL, offsetof(job_keys, state), "Keyed state settings of every stateful operator: `{backend: rocksdb, memory_budget: 256MiB}` (keys below).", NULL, 0, 0, 0},
+    {"checkpointing", RV_CFG_NODE, NULL, offsetof(job_keys, checkpointing), "Periodic checkpoints for exactly-once recovery: `{interval: 10s, mode: exactly_once}` (keys below). Absent: no checkpoints; a failed job fails.", NULL, 0, 0, 0},
+    {"restart", RV_CFG_NODE, NULL, offsetof(job_keys, restart), "What happens when a subtask fails or a task manager is lost: `{strategy: fixed_delay, attempts: 10, delay: 1s}` (keys below). Every restart resumes from the latest completed checkpoint.", NULL, 0, 0, 0},
     {"sources", RV_CFG_NODE, NULL, offsetof(job_keys, sources), "List of sources.", NULL, RV_CFG_REQUIRED, 0, 0},
     {"operators", RV_CFG_NODE, NULL, offsetof(job_keys, operators), "List of operators (may be empty).", NULL, 0, 0, 0},
     {"sinks", RV_CFG_NODE, NULL, offsetof(job_keys, sinks), "List of sinks.", NULL, RV_CFG_REQUIRED, 0, 0},
@@ -69,6 +71,69 @@ static rv_err *parse_state(const rv_ynode *v, rv_state_conf *out)
         return err;
     out->backend = sk.backend == 1 ? RV_STATE_MEMORY : RV_STATE_ROCKSDB;
     out->memory_budget = sk.memory_budget;
+    return NULL;
+}
+
+static const char *const chk_mode_names[] = {"exactly_once", "at_least_once", NULL};
+
+typedef struct chk_keys {
+    int64_t interval, timeout, min_pause, retained;
+    int mode;
+} chk_keys;
+
+static const rv_cfg_key chk_table[] = {
+    {"interval", RV_CFG_DURATION, NULL, offsetof(chk_keys, interval), "Time between the starts of two checkpoints.", NULL, RV_CFG_REQUIRED, 10, 86400000},
+    {"mode", RV_CFG_ENUM, "exactly_once", offsetof(chk_keys, mode), "`exactly_once`: subtasks with several inputs align barriers (an input that delivered the barrier waits for the others), so state reflects each record once; `at_least_once`: no alignment (lower latency under skew; records after a barrier may be replayed after recovery).", chk_mode_names, 0, 0, 0},
+    {"timeout", RV_CFG_DURATION, "10m", offsetof(chk_keys, timeout), "A checkpoint not complete by then is abandoned (logged); the next one starts after `min_pause`.", NULL, 0, 100, 86400000},
+    {"min_pause", RV_CFG_DURATION, "0", offsetof(chk_keys, min_pause), "Least time from the end of one checkpoint to the start of the next.", NULL, 0, 0, 86400000},
+    {"retained", RV_CFG_INT, "2", offsetof(chk_keys, retained), "Completed checkpoints kept in the checkpoint directory; older ones are deleted.", NULL, 0, 1, 100},
+};
+#define NCHK_KEYS (sizeof(chk_table) / sizeof(chk_table[0]))
+
+static const char *const restart_names[] = {"none", "fixed_delay", "exponential", NULL};
+
+typedef struct restart_keys {
+    int strategy;
+    int64_t attempts, delay, max_delay;
+} restart_keys;
+
+static const rv_cfg_key restart_table[] = {
+    {"strategy", RV_CFG_ENUM, "fixed_delay", offsetof(restart_keys, strategy), "`none`: the first failure fails the job; `fixed_delay`: wait `delay` before every restart; `exponential`: the delay doubles after every restart, up to `max_delay`. Without a `restart` key: `fixed_delay` when the job checkpoints, `none` when it does not.", restart_names, 0, 0, 0},
+    {"attempts", RV_CFG_INT, "10", offsetof(restart_keys, attempts), "Restarts before the job is FAILED with the last cause.", NULL, 0, 0, 1000000},
+    {"delay", RV_CFG_DURATION, "1s", offsetof(restart_keys, delay), "Wait before a restart (exponential: before the first).", NULL, 0, 0, 86400000},
+    {"max_delay", RV_CFG_DURATION, "1m", offsetof(restart_keys, max_delay), "`exponential`: the longest wait.", NULL, 0, 0, 86400000},
+};
+#define NRESTART_KEYS (sizeof(restart_table) / sizeof(restart_table[0]))
+
+static rv_err *parse_recovery(const rv_ynode *chk, const rv_ynode *restart, rv_chk_conf *c, rv_restart_conf *r)
+{
+    memset(c, 0, sizeof(*c));
+    memset(r, 0, sizeof(*r));
+    if (chk) {
+        if (chk->kind != RV_YAML_MAP)
+            return rv_yerr(chk, RV_ERR_INVALID, "'checkpointing' must be a map, e.g. {interval: 10s, mode: exactly_once}");
+        chk_keys ck;
+        memset(&ck, 0, sizeof(ck));
+        rv_err *err = rv_config_apply(chk_table, NCHK_KEYS, chk, NULL, "checkpointing", &ck);
+        if (err)
+            return err;
+        *c = (rv_chk_conf){.interval_ms = ck.interval, .mode = ck.mode == 1 ? RV_CHK_AT_LEAST_ONCE : RV_CHK_EXACTLY_ONCE,
+                           .timeout_ms = ck.timeout, .min_pause_ms = ck.min_pause, .retained = (int)ck.retained};
+    }
+    restart_keys rk;
+    memset(&rk, 0, sizeof(rk));
+    if (restart && restart->kind != RV_YAML_MAP)
+        return rv_yerr(restart, RV_ERR_INVALID, "'restart' must be a map, e.g. {strategy: fixed_delay, attempts: 10, delay: 1s}");
+    /* Absent: the defaults of the table (applied to an empty map). */
+    rv_err *err = rv_config_apply(restart_table, NRESTART_KEYS, restart, NULL, "restart", &rk);
+    if (err)
+        return err;
+    r->strategy = (rv_restart_strategy)rk.strategy;
+    if (!restart && !chk)
+        r->strategy = RV_RESTART_NONE;
+    r->attempts = (int)rk.attempts;
+    r->delay_ms = rk.delay;
+    r->max_delay_ms = rk.max_delay < rk.delay ? rk.delay : rk.max_delay;
     return NULL;
 }
 
@@ -784,7 +849,8 @@ rv_err *rv_jobspec_parse(const char *text, size_t len, const char *file, rv_jobs
     js->max_parallelism = (int)jk.max_parallelism;
     js->buffer_timeout_ms = jk.buffer_timeout_ms;
     js->channel_capacity = (int)jk.channel_capacity;
-    if ((err = parse_state(jk.state, &js->state)))
+    if ((err = parse_state(jk.state, &js->state)) ||
+        (err = parse_recovery(jk.checkpointing, jk.restart, &js->checkpointing, &js->restart)))
         goto fail;
     if ((err = parse_section(js, &raws, jk.sources, RV_PLUGIN_SOURCE, "sources")) ||
         (err = parse_section(js, &raws, jk.operators, RV_PLUGIN_OPERATOR, "operators")) ||
@@ -839,4 +905,8 @@ void rv_jobspec_doc(FILE *out)
     rv_config_doc(job_table, NJOB_KEYS, out);
     fprintf(out, "\nKeys of `state`:\n\n");
     rv_config_doc(state_table, NSTATE_KEYS, out);
+    fprintf(out, "\nKeys of `checkpointing`:\n\n");
+    rv_config_doc(chk_table, NCHK_KEYS, out);
+    fprintf(out, "\nKeys of `restart`:\n\n");
+    rv_config_doc(restart_table, NRESTART_KEYS, out);
 }

@@ -18,6 +18,7 @@
 #include "rv_err.h"
 #include "rv_plugin.h"
 #include "rv_schema.h"
+#include "rv_recovery_conf.h"
 #include "rv_state_conf.h"
 #include "rv_yaml.h"
 
@@ -65,6 +66,8 @@ typedef struct rv_jobspec {
     int64_t buffer_timeout_ms;
     int channel_capacity; /* elements per local channel */
     rv_state_conf state;  /* keyed state backend and budget */
+    rv_chk_conf checkpointing;
+    rv_restart_conf restart;
     int nnodes;
     rv_node *nodes; /* topological order */
     rv_ydoc *doc;

@@ -123,12 +123,12 @@ static rv_err *apply_one(char **text, size_t *len, const char *file, const char 
     const rv_ynode *map = rv_ydoc_root(doc);
     char *k = key;
     char *dot = strchr(key, '.');
-    char *wrap = NULL; /* a missing `state` map: added as a block map holding k */
+    char *wrap = NULL; /* a missing job-level map (state, checkpointing, restart): added holding k */
     if (dot) {
         *dot = '\0';
         const rv_ynode *node = find_node(map, key);
         if (!node && map->kind == RV_YAML_MAP && !rv_ymap_get(map, key) && !strchr(dot + 1, '.') &&
-            strcmp(key, "state") == 0) {
+            (strcmp(key, "state") == 0 || strcmp(key, "checkpointing") == 0 || strcmp(key, "restart") == 0)) {
             wrap = key; /* e.g. state.backend=memory on a job without a state map */
         } else if (!node && map->kind == RV_YAML_MAP && rv_ymap_get(map, key)) {
             node = rv_ymap_get(map, key); /* a job-level map, e.g. state.backend */

@@ -71,6 +71,9 @@ const char *rv_proto_body_name(const rv_envelope *env)
     case RIVULET__ENVELOPE__BODY_GET_JOB: return "get_job";
     case RIVULET__ENVELOPE__BODY_CANCEL_REQUEST: return "cancel_request";
     case RIVULET__ENVELOPE__BODY_REPLY: return "reply";
+    case RIVULET__ENVELOPE__BODY_TRIGGER_CHECKPOINT: return "trigger_checkpoint";
+    case RIVULET__ENVELOPE__BODY_CHECKPOINT_ACK: return "checkpoint_ack";
+    case RIVULET__ENVELOPE__BODY_CHECKPOINT_COMPLETE: return "checkpoint_complete";
     default: return "unknown";
     }
 }
@@ -246,6 +249,49 @@ static rv_err *check_deploy_job(const Rivulet__DeployJob *m)
         err = check_deploy_tms(m);
     if (!err)
         err = check_deploy_placements(m);
+    if (!err)
+        err = check_len("deploy_job.checkpoint_root", m->checkpoint_root, MAX_PATH_LEN);
+    if (!err)
+        err = check_len("deploy_job.restore_dir", m->restore_dir, MAX_PATH_LEN);
+    return err;
+}
+
+static rv_err *check_trigger(const Rivulet__TriggerCheckpoint *m)
+{
+    rv_err *err = check_name("trigger_checkpoint.job_id", m->job_id);
+    if (!err && m->id == 0)
+        err = bad("trigger_checkpoint.id is 0 (checkpoint ids start at 1)");
+    if (!err && (m->dir[0] == 0 || strlen(m->dir) > MAX_PATH_LEN))
+        err = bad("trigger_checkpoint.dir is empty or longer than %d bytes", MAX_PATH_LEN);
+    return err;
+}
+
+static rv_err *check_ack(const Rivulet__CheckpointAck *m)
+{
+    char f[PATH_BUF];
+    rv_err *err = check_name("checkpoint_ack.job_id", m->job_id);
+    if (!err && m->id == 0)
+        err = bad("checkpoint_ack.id is 0 (checkpoint ids start at 1)");
+    if (!err)
+        err = check_range("checkpoint_ack.task", m->task, 0, MAX_TASK);
+    if (!err)
+        err = check_range("checkpoint_ack.subtask", m->subtask, 0, MAX_TASK);
+    if (!err)
+        err = check_count("checkpoint_ack.states", m->n_states);
+    for (size_t i = 0; !err && i < m->n_states; i++) {
+        const Rivulet__StateHandle *h = m->states[i];
+        snprintf(f, sizeof(f), "checkpoint_ack.states[%zu].node", i);
+        err = check_name(f, h->node);
+        if (!err) {
+            snprintf(f, sizeof(f), "checkpoint_ack.states[%zu].file", i);
+            err = check_len(f, h->file, RV_PROTO_MAX_NAME);
+        }
+        if (!err && (h->kg_first > h->kg_end || h->kg_end > 32768))
+            err = bad("checkpoint_ack.states[%zu]: key groups [%u, %u) are out of range", i, (unsigned)h->kg_first,
+                      (unsigned)h->kg_end);
+        if (!err && h->file[0] && (strchr(h->file, '/') || h->file[0] == '.'))
+            err = bad("checkpoint_ack.states[%zu].file '%s' is not a plain file name", i, h->file);
+    }
     return err;
 }
 
@@ -306,6 +352,10 @@ static rv_err *check_body(const rv_envelope *env)
     case RIVULET__ENVELOPE__BODY_CANCEL_REQUEST:
         return check_name("cancel_request.job_id", env->cancel_request->job_id);
     case RIVULET__ENVELOPE__BODY_REPLY: return check_reply(env->reply);
+    case RIVULET__ENVELOPE__BODY_TRIGGER_CHECKPOINT: return check_trigger(env->trigger_checkpoint);
+    case RIVULET__ENVELOPE__BODY_CHECKPOINT_ACK: return check_ack(env->checkpoint_ack);
+    case RIVULET__ENVELOPE__BODY_CHECKPOINT_COMPLETE:
+        return check_name("checkpoint_complete.job_id", env->checkpoint_complete->job_id);
     default: return bad("unknown body %d", (int)env->body_case);
     }
 }

@@ -1,6 +1,7 @@
 /* rv_coordinator: the coordinator's event loop, job table, task-manager
  * registry and scheduling. */
 #include "rv_coordinator.h"
+#include "rv_coord_int.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -25,80 +26,14 @@ const rv_cfg_key rv_coord_config_keys[] = {
     {"heartbeat_interval", RV_CFG_DURATION, "1s", offsetof(rv_coord_config, heartbeat_interval_ms), "How often task managers send heartbeats.", NULL, 0, 10, 600000},
     {"heartbeat_timeout", RV_CFG_DURATION, "10s", offsetof(rv_coord_config, heartbeat_timeout_ms), "A task manager silent this long is lost (a closed connection is noticed at once).", NULL, 0, 50, 3600000},
     {"slot_wait_timeout", RV_CFG_DURATION, "30s", offsetof(rv_coord_config, slot_wait_timeout_ms), "How long a job waits for enough free slots before it fails.", NULL, 0, 0, 86400000},
+    {"checkpoint_dir", RV_CFG_STRING, NULL, offsetof(rv_coord_config, checkpoint_dir), "Checkpoint storage: `<dir>/<job id>/chk-<n>/`. Every task manager must see the same directory (one machine, or a shared file system). Required by jobs with `checkpointing`. Also --checkpoint-dir.", NULL, 0, 0, 0},
 };
 const size_t rv_coord_config_nkeys = sizeof(rv_coord_config_keys) / sizeof(rv_coord_config_keys[0]);
 
-typedef enum { MSG_NET, MSG_PIPE_GONE, MSG_SUBMIT, MSG_CANCEL, MSG_SHUTDOWN, MSG_STOP } msg_kind;
-
-typedef struct msg {
-    msg_kind kind;
-    rv_envelope *env; /* NET */
-    uint32_t pipe;    /* NET, PIPE_GONE */
-    /* SUBMIT */
-    const char *file, *yaml;
-    size_t len;
-    int parallelism;
-    const char *job_id; /* CANCEL */
-    /* reply */
-    bool done;
-    rv_err *err;
-    char *reply_id;
-    struct msg *next;
-} msg;
-
-typedef struct tm_rec {
-    char *name;
-    uint32_t pipe;
-    int slots, used;
-    char *data_url;
-    int64_t last_hb_ms;
-    bool alive;
-} tm_rec;
-
-typedef struct job_part {
-    int tm; /* index into c->tms */
-    bool done;
-    int slots;
-} job_part;
-
-typedef struct job {
-    char *id, *name, *file, *yaml;
-    int parallelism;
-    rv_job_state state;
-    char *error;
-    rv_job_graph *g;
-    int slots;
-    int *slot_tm; /* slot -> tm index, once placed */
-    job_part *parts;
-    int nparts;
-    int64_t submit_ms, start_ms, end_ms, wait_deadline_ms;
-    rv_subtask_metrics *metrics; /* per subtask, in task-major order */
-    int nsubtasks;
-    bool cancel_requested;
-    bool part_canceled; /* a task manager stopped its part without an error */
-    struct job *next;
-} job;
-
-struct rv_coord {
-    rv_coord_config cfg;
-    rv_ctl *ctl;
-    pthread_t thread;
-    pthread_mutex_t mu;     /* mailbox; job fields read by other threads */
-    pthread_cond_t cv;      /* mailbox has messages */
-    pthread_cond_t changed; /* a reply is ready or a job state changed */
-    msg *head, *tail;
-    job *jobs;
-    tm_rec *tms;
-    int ntms;
-    unsigned seq;
-    unsigned id_salt; /* differs between coordinator runs */
-    bool stopping;    /* rv_coord_free began: no new jobs (loop thread) */
-};
-
 const char *rv_job_state_name(rv_job_state s)
 {
-    static const char *names[] = {"CREATED", "RUNNING", "CANCELING", "FINISHED", "FAILED", "CANCELED"};
-    return (unsigned)s < 6 ? names[s] : "?";
+    static const char *names[] = {"CREATED", "RUNNING", "CANCELING", "RESTARTING", "FINISHED", "FAILED", "CANCELED"};
+    return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
 }
 
 /* ---- mailbox ---- */
@@ -186,7 +121,7 @@ static void set_state(rv_coord *c, job *j, rv_job_state s, const char *error)
         RV_LOG_INFO(TAG, "job %s (%s) is %s", j->id, j->name, rv_job_state_name(s));
 }
 
-static void send_to_tm(rv_coord *c, int tm, rv_envelope *env)
+void rv_coord_send(rv_coord *c, int tm, rv_envelope *env)
 {
     rv_err *err = rv_ctl_send(c->ctl, c->tms[tm].pipe, env);
     if (err) {
@@ -195,36 +130,80 @@ static void send_to_tm(rv_coord *c, int tm, rv_envelope *env)
     }
 }
 
-static void send_job_msg(rv_coord *c, int tm, const char *job_id, bool release)
+static void send_job_msg(rv_coord *c, int tm, const char *job_id, uint32_t attempt, bool release)
 {
     rv_envelope env;
     rv_proto_init(&env);
     if (release) {
         Rivulet__ReleaseJob r = RIVULET__RELEASE_JOB__INIT;
         r.job_id = (char *)job_id;
+        r.attempt = attempt;
         env.body_case = RIVULET__ENVELOPE__BODY_RELEASE_JOB;
         env.release_job = &r;
-        send_to_tm(c, tm, &env);
+        rv_coord_send(c, tm, &env);
     } else {
         Rivulet__CancelJob r = RIVULET__CANCEL_JOB__INIT;
         r.job_id = (char *)job_id;
+        r.attempt = attempt;
         env.body_case = RIVULET__ENVELOPE__BODY_CANCEL_JOB;
         env.cancel_job = &r;
-        send_to_tm(c, tm, &env);
+        rv_coord_send(c, tm, &env);
     }
 }
 
 static void try_schedule_all(rv_coord *c);
 
-/* Every part reported: final state, release the task managers' slots. */
-static void finish_job(rv_coord *c, job *j)
+/* Frees the slots of the job's current attempt on its task managers. */
+static void release_parts(rv_coord *c, job *j)
 {
     for (int p = 0; p < j->nparts; p++) {
         tm_rec *t = &c->tms[j->parts[p].tm];
         t->used -= j->parts[p].slots;
         if (t->alive)
-            send_job_msg(c, j->parts[p].tm, j->id, true);
+            send_job_msg(c, j->parts[p].tm, j->id, j->attempt, true);
     }
+}
+
+/* Delay before restart number n (1-based) of the job's strategy. */
+static int64_t restart_delay(const rv_restart_conf *r, int n)
+{
+    if (r->strategy != RV_RESTART_EXPONENTIAL)
+        return r->delay_ms;
+    int64_t d = r->delay_ms;
+    for (int i = 1; i < n && d < r->max_delay_ms; i++)
+        d *= 2;
+    return d < r->max_delay_ms ? d : r->max_delay_ms;
+}
+
+/* Every part of a failed attempt has stopped: schedule the next one. */
+static void schedule_restart(rv_coord *c, job *j)
+{
+    release_parts(c, j);
+    rv_coord_chk_abort(j, "the job is restarting");
+    free(j->parts);
+    j->parts = NULL;
+    j->nparts = 0;
+    free(j->slot_tm);
+    j->slot_tm = NULL;
+    j->part_canceled = false;
+    j->attempt++;
+    int64_t delay = restart_delay(&j->g->spec->restart, j->restarts);
+    j->restart_at_ms = rv_wall_ms() + delay;
+    j->wait_deadline_ms = j->restart_at_ms + c->cfg.slot_wait_timeout_ms;
+    RV_LOG_INFO(TAG, "job %s (%s): restart %d of %d in %lld ms", j->id, j->name, j->restarts,
+                j->g->spec->restart.attempts, (long long)delay);
+    try_schedule_all(c);
+}
+
+/* Every part reported: final state, release the task managers' slots. */
+static void finish_job(rv_coord *c, job *j)
+{
+    if (j->restarting) {
+        schedule_restart(c, j);
+        return;
+    }
+    rv_coord_chk_abort(j, "the job ended");
+    release_parts(c, j);
     /* A cancel that raced with the end of the job changes nothing: only a
      * part that actually stopped early makes it CANCELED. */
     rv_job_state s = RV_JOB_FINISHED;
@@ -247,22 +226,45 @@ static void part_done(rv_coord *c, job *j, int p)
     finish_job(c, j);
 }
 
-/* A job fails: record the error and stop its other parts. */
+/* A job fails: record the error and stop its other parts — then either
+ * restart it (its strategy allows another attempt) or end it FAILED. */
 static void fail_job(rv_coord *c, job *j, const char *error)
 {
+    if (j->restarting)
+        return; /* the attempt is already being stopped */
+    const rv_restart_conf *r = &j->g->spec->restart;
+    bool restart = j->state == RV_JOB_RUNNING && !j->cancel_requested && !c->stopping &&
+                   r->strategy != RV_RESTART_NONE && j->restarts < r->attempts;
     pthread_mutex_lock(&c->mu);
-    if (!j->error)
-        j->error = rv_xstrdup(error);
+    if (restart) {
+        j->restarting = true;
+        j->restarts++;
+        free(j->last_failure);
+        j->last_failure = rv_xstrdup(error);
+    } else if (!j->error) {
+        if (r->strategy != RV_RESTART_NONE && j->restarts > 0)
+            j->error = rv_xasprintf("%s (gave up after %d restart%s)", error, j->restarts, j->restarts == 1 ? "" : "s");
+        else
+            j->error = rv_xstrdup(error);
+    }
     pthread_mutex_unlock(&c->mu);
+    if (restart) {
+        RV_LOG_WARN(TAG, "job %s (%s) failed: %s; restarting", j->id, j->name, error);
+        set_state(c, j, RV_JOB_RESTARTING, NULL);
+        for (int p = 0; p < j->nparts; p++)
+            if (!j->parts[p].done && c->tms[j->parts[p].tm].alive)
+                send_job_msg(c, j->parts[p].tm, j->id, j->attempt, false);
+        return;
+    }
     if (j->state == RV_JOB_RUNNING || j->state == RV_JOB_CANCELING) {
         set_state(c, j, RV_JOB_CANCELING, NULL);
         for (int p = 0; p < j->nparts; p++)
             if (!j->parts[p].done && c->tms[j->parts[p].tm].alive)
-                send_job_msg(c, j->parts[p].tm, j->id, false);
+                send_job_msg(c, j->parts[p].tm, j->id, j->attempt, false);
     }
 }
 
-static int subtask_index(const rv_job_graph *g, int task, int subtask)
+int rv_coord_subtask_index(const rv_job_graph *g, int task, int subtask)
 {
     int k = 0;
     for (int t = 0; t < task; t++)
@@ -349,12 +351,16 @@ static bool deploy(rv_coord *c, job *j)
             pl[k].tm_index = (uint32_t)part;
             pl_ptrs[k] = &pl[k];
         }
+    rv_coord_chk_prepare_deploy(c, j);
     pthread_mutex_lock(&c->mu);
     j->state = RV_JOB_RUNNING;
-    j->start_ms = rv_wall_ms();
+    j->restarting = false;
+    if (!j->start_ms)
+        j->start_ms = rv_wall_ms();
     pthread_cond_broadcast(&c->changed);
     pthread_mutex_unlock(&c->mu);
-    RV_LOG_INFO(TAG, "job %s (%s) is RUNNING on %d task manager(s), %d slot(s)", j->id, j->name, j->nparts, j->slots);
+    RV_LOG_INFO(TAG, "job %s (%s) is RUNNING on %d task manager(s), %d slot(s)%s%s", j->id, j->name, j->nparts, j->slots,
+                j->restore_dir ? ", resuming from " : "", j->restore_dir ? j->restore_dir : "");
     bool failed = false;
     for (int p = 0; p < j->nparts; p++) {
         if (failed) {
@@ -371,6 +377,9 @@ static bool deploy(rv_coord *c, job *j)
         d.n_placements = (size_t)np;
         d.placements = pl_ptrs;
         d.your_index = (uint32_t)p;
+        d.attempt = j->attempt;
+        d.checkpoint_root = rv_coord_chk_on(c, j) ? c->cfg.checkpoint_dir : "";
+        d.restore_dir = j->restore_dir ? j->restore_dir : "";
         rv_envelope env;
         rv_proto_init(&env);
         env.body_case = RIVULET__ENVELOPE__BODY_DEPLOY_JOB;
@@ -407,15 +416,18 @@ static void try_schedule_all(rv_coord *c)
     int k = n;
     for (job *j = c->jobs; j; j = j->next)
         order[--k] = j;
+    int64_t now = rv_wall_ms();
     for (int i = 0; i < n; i++) {
         job *j = order[i];
-        if (j->state != RV_JOB_CREATED)
+        bool restart_due = j->state == RV_JOB_RESTARTING && j->nparts == 0 && now >= j->restart_at_ms;
+        if (j->state != RV_JOB_CREATED && !restart_due)
             continue;
         if (!deploy(c, j) && rv_wall_ms() >= j->wait_deadline_ms) {
             char desc[1024], msgbuf[1400];
             describe_slots(c, desc, sizeof(desc));
-            snprintf(msgbuf, sizeof(msgbuf), "not enough free slots: job '%s' needs %d, the cluster has %s (waited %lld ms)",
-                     j->name, j->slots, desc, (long long)c->cfg.slot_wait_timeout_ms);
+            snprintf(msgbuf, sizeof(msgbuf), "not enough free slots: job '%s' needs %d, the cluster has %s (waited %lld ms)%s%s",
+                     j->name, j->slots, desc, (long long)c->cfg.slot_wait_timeout_ms,
+                     j->restarting ? " to restart after: " : "", j->restarting ? j->last_failure : "");
             pthread_mutex_lock(&c->mu);
             j->error = rv_xstrdup(msgbuf);
             pthread_mutex_unlock(&c->mu);
@@ -469,6 +481,14 @@ static rv_err *create_job(rv_coord *c, const char *file, const char *yaml, size_
         rv_jobspec_unref(js);
         return err;
     }
+    if (js->checkpointing.interval_ms > 0 && !(c->cfg.checkpoint_dir && c->cfg.checkpoint_dir[0])) {
+        err = rv_err_new(RV_ERR_INVALID,
+                         "%s: job '%s' sets 'checkpointing' but the coordinator has no checkpoint directory "
+                         "(start it with --checkpoint-dir DIR or set checkpoint_dir in its config)",
+                         file, js->name);
+        rv_jobspec_unref(js);
+        return err;
+    }
     job *j = rv_xcalloc(1, sizeof(*j));
     char id[40];
     snprintf(id, sizeof(id), "%08x%04x%04x", (unsigned)time(NULL), c->id_salt & 0xffff, ++c->seq & 0xffff);
@@ -502,14 +522,18 @@ static rv_err *cancel_job(rv_coord *c, const char *id)
     if (rv_job_state_final(j->state))
         return NULL;
     j->cancel_requested = true;
-    if (j->state == RV_JOB_CREATED) {
+    if (j->state == RV_JOB_RESTARTING) {
+        j->restarting = false; /* stop here: finish_job ends it CANCELED */
+        j->part_canceled = true;
+    }
+    if (j->state == RV_JOB_CREATED || (j->state == RV_JOB_RESTARTING && j->nparts == 0)) {
         set_state(c, j, RV_JOB_CANCELED, NULL);
         return NULL;
     }
     set_state(c, j, RV_JOB_CANCELING, NULL);
     for (int p = 0; p < j->nparts; p++)
         if (!j->parts[p].done && c->tms[j->parts[p].tm].alive)
-            send_job_msg(c, j->parts[p].tm, j->id, false);
+            send_job_msg(c, j->parts[p].tm, j->id, j->attempt, false);
     return NULL;
 }
 
@@ -522,7 +546,7 @@ static void store_metrics(rv_coord *c, job *j, Rivulet__SubtaskMetrics **ms, siz
         const Rivulet__SubtaskMetrics *m = ms[i];
         if (m->task >= (uint32_t)j->g->ntasks || m->subtask >= (uint32_t)j->g->tasks[m->task].parallelism)
             continue;
-        rv_subtask_metrics *d = &j->metrics[subtask_index(j->g, (int)m->task, (int)m->subtask)];
+        rv_subtask_metrics *d = &j->metrics[rv_coord_subtask_index(j->g, (int)m->task, (int)m->subtask)];
         d->records_in = m->records_in;
         d->records_out = m->records_out;
         d->bad_records = m->bad_records;
@@ -581,7 +605,7 @@ static void handle_register(rv_coord *c, const Rivulet__RegisterTm *r, uint32_t 
     rv_proto_init(&env);
     env.body_case = RIVULET__ENVELOPE__BODY_REGISTER_ACK;
     env.register_ack = &ack;
-    send_to_tm(c, idx, &env);
+    rv_coord_send(c, idx, &env);
     try_schedule_all(c);
 }
 
@@ -594,6 +618,10 @@ static void fill_job_info(rv_coord *c, job *j, Rivulet__JobInfo *info, bool deta
     info->start_time_ms = j->start_ms ? j->start_ms : j->submit_ms;
     info->end_time_ms = j->end_ms;
     info->error = j->error ? j->error : "";
+    info->restarts = (uint32_t)j->restarts;
+    info->last_failure = j->last_failure ? j->last_failure : "";
+    info->last_checkpoint = j->chk.last_id;
+    info->last_checkpoint_ms = j->chk.last_ms;
     if (!details)
         return;
     info->n_subtasks = (size_t)j->nsubtasks;
@@ -718,7 +746,7 @@ static void handle_net(rv_coord *c, rv_envelope *env, uint32_t pipe)
         c->tms[tm].last_hb_ms = rv_now_ms();
         for (size_t i = 0; i < env->heartbeat->n_metrics; i++) {
             job *j = find_job(c, env->heartbeat->metrics[i]->job_id);
-            int p = j ? part_of(j, tm) : -1;
+            int p = j && env->heartbeat->metrics[i]->attempt == j->attempt ? part_of(j, tm) : -1;
             /* A heartbeat sent before the final report must not undo it. */
             if (p >= 0 && !j->parts[p].done)
                 store_metrics(c, j, &env->heartbeat->metrics[i], 1);
@@ -731,11 +759,12 @@ static void handle_net(rv_coord *c, rv_envelope *env, uint32_t pipe)
         }
         const Rivulet__JobOnTmDone *d = env->job_done;
         job *j = find_job(c, d->job_id);
-        int p = j ? part_of(j, tm) : -1;
+        int p = j && d->attempt == j->attempt ? part_of(j, tm) : -1;
         if (p < 0 || j->parts[p].done) {
-            /* A job this task manager ran under an earlier connection (or
-             * for an earlier coordinator): let it free the slots. */
-            send_job_msg(c, tm, d->job_id, true);
+            /* A job this task manager ran under an earlier connection, an
+             * earlier attempt or an earlier coordinator: let it free the
+             * slots. */
+            send_job_msg(c, tm, d->job_id, d->attempt, true);
             break;
         }
         store_metrics(c, j, d->metrics, d->n_metrics);
@@ -746,6 +775,12 @@ static void handle_net(rv_coord *c, rv_envelope *env, uint32_t pipe)
         for (int p = 0; p < j->nparts; p++)
             if (j->parts[p].tm == tm)
                 part_done(c, j, p);
+        break;
+    }
+    case RIVULET__ENVELOPE__BODY_CHECKPOINT_ACK: {
+        job *j = tm >= 0 ? find_job(c, env->checkpoint_ack->job_id) : NULL;
+        if (j)
+            rv_coord_chk_ack(c, j, env->checkpoint_ack);
         break;
     }
     case RIVULET__ENVELOPE__BODY_SUBMIT_JOB:
@@ -769,8 +804,11 @@ static void check_timers(rv_coord *c)
             snprintf(why, sizeof(why), "no heartbeat for %lld ms", (long long)(now - c->tms[i].last_hb_ms));
             tm_lost(c, i, why);
         }
+    int64_t wall = rv_wall_ms();
     for (job *j = c->jobs; j; j = j->next)
-        if (j->state == RV_JOB_CREATED) {
+        rv_coord_chk_tick(c, j, now);
+    for (job *j = c->jobs; j; j = j->next)
+        if (j->state == RV_JOB_CREATED || (j->state == RV_JOB_RESTARTING && j->nparts == 0 && wall >= j->restart_at_ms)) {
             try_schedule_all(c);
             break;
         }
@@ -865,6 +903,7 @@ rv_err *rv_coord_new(const rv_coord_config *cfg, rv_coord **out)
     rv_coord *c = rv_xcalloc(1, sizeof(*c));
     c->cfg = *cfg;
     c->cfg.listen = rv_xstrdup(cfg->listen ? cfg->listen : "tcp://127.0.0.1:6123");
+    c->cfg.checkpoint_dir = cfg->checkpoint_dir && cfg->checkpoint_dir[0] ? rv_xstrdup(cfg->checkpoint_dir) : NULL;
     c->id_salt = (unsigned)(rv_now_ns() ^ ((int64_t)getpid() << 16)) * 2654435761u >> 16;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
@@ -887,6 +926,7 @@ fail:
     pthread_cond_destroy(&c->changed);
     pthread_mutex_destroy(&c->mu);
     free(c->cfg.listen);
+    free(c->cfg.checkpoint_dir);
     free(c);
     return rv_err_wrap(err, "starting the coordinator");
 }
@@ -971,6 +1011,9 @@ static void job_free(job *j)
     free(j->file);
     free(j->yaml);
     free(j->error);
+    free(j->last_failure);
+    free(j->restore_dir);
+    rv_coord_chk_free(j);
     free(j->slot_tm);
     free(j->parts);
     free(j->metrics);
@@ -1028,5 +1071,6 @@ void rv_coord_free(rv_coord *c)
     pthread_cond_destroy(&c->changed);
     pthread_mutex_destroy(&c->mu);
     free(c->cfg.listen);
+    free(c->cfg.checkpoint_dir);
     free(c);
 }

@@ -10,9 +10,14 @@
  *
  * Job states: CREATED (waiting for slots) -> RUNNING -> FINISHED | FAILED |
  * CANCELED (via CANCELING). A task manager is lost when its connection
- * closes or its heartbeats stop for heartbeat_timeout; its jobs fail (until
- * recovery from checkpoints exists) and the other task managers' slots
- * are freed. A job that needs more slots than are free waits up to
+ * closes or its heartbeats stop for heartbeat_timeout. When a subtask
+ * fails or a task manager is lost, a job whose restart strategy allows it
+ * goes RESTARTING: every part of the attempt is stopped, and after the
+ * strategy's delay the job is placed again on the free slots (waiting for
+ * them as a new job would) and resumes from its latest complete
+ * checkpoint; otherwise it is FAILED with the cause. Jobs with
+ * `checkpointing` get checkpoints triggered, acknowledged and completed
+ * here (rv_coord_chk.c). A job that needs more slots than are free waits up to
  * slot_wait_timeout, then fails naming what was missing. Thread-safe. */
 #ifndef RV_COORDINATOR_H
 #define RV_COORDINATOR_H
@@ -27,6 +32,7 @@ typedef enum {
     RV_JOB_CREATED,
     RV_JOB_RUNNING,
     RV_JOB_CANCELING,
+    RV_JOB_RESTARTING,
     RV_JOB_FINISHED,
     RV_JOB_FAILED,
     RV_JOB_CANCELED,
@@ -40,6 +46,7 @@ typedef struct rv_coord_config {
     int64_t heartbeat_interval_ms; /* how often task managers heartbeat */
     int64_t heartbeat_timeout_ms;  /* silence after which a task manager is lost */
     int64_t slot_wait_timeout_ms;  /* how long a job waits for free slots */
+    char *checkpoint_dir;          /* checkpoint root (<dir>/<job>/chk-<n>); NULL: jobs cannot checkpoint */
 } rv_coord_config;
 
 /* The config table of the coordinator (daemon YAML keys and docs). */

@@ -1,7 +1,8 @@
 /* rv_channel: bounded single-producer single-consumer queues of stream
  * elements between subtasks of one task manager.
  *
- * An element is a batch, a watermark, an idle marker or end-of-stream;
+ * An element is a batch, a watermark, an idle marker, a checkpoint
+ * barrier or end-of-stream;
  * elements keep their order, so control elements are never overtaken by
  * data. A full channel blocks its producer (backpressure). The consumer
  * usually reads several channels (its input gate); they share one
@@ -19,13 +20,14 @@
 #include "rv_err.h"
 #include "rv_time.h"
 
-typedef enum { RV_EL_BATCH, RV_EL_WATERMARK, RV_EL_IDLE, RV_EL_EOS } rv_elem_kind;
+typedef enum { RV_EL_BATCH, RV_EL_WATERMARK, RV_EL_IDLE, RV_EL_EOS, RV_EL_BARRIER } rv_elem_kind;
 
 typedef struct rv_elem {
     rv_elem_kind kind;
     union {
-        rv_batch *b; /* RV_EL_BATCH: owned by whoever holds the element */
-        int64_t wm;  /* RV_EL_WATERMARK */
+        rv_batch *b;  /* RV_EL_BATCH: owned by whoever holds the element */
+        int64_t wm;   /* RV_EL_WATERMARK */
+        uint64_t chk; /* RV_EL_BARRIER: the checkpoint id */
     } u;
 } rv_elem;
 

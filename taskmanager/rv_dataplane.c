@@ -350,6 +350,7 @@ static void on_data(rv_dataplane *dp, rv_dp_failures *fs, uint32_t pid, const rv
     case RV_FRAME_WATERMARK: el = (rv_elem){.kind = RV_EL_WATERMARK, .u.wm = f->wm}; break;
     case RV_FRAME_IDLE: el.kind = RV_EL_IDLE; break;
     case RV_FRAME_EOS: el.kind = RV_EL_EOS; break;
+    case RV_FRAME_BARRIER: el = (rv_elem){.kind = RV_EL_BARRIER, .u.chk = (uint64_t)f->wm}; break;
     }
     /* Credits guarantee room; a full inbox means the accounting broke. */
     if (rv_channel_len(ib->ch) >= rv_channel_capacity(ib->ch) ||

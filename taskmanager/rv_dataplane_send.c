@@ -199,6 +199,7 @@ static rv_frame_kind frame_kind(rv_elem_kind k)
     case RV_EL_WATERMARK: return RV_FRAME_WATERMARK;
     case RV_EL_IDLE: return RV_FRAME_IDLE;
     case RV_EL_EOS: return RV_FRAME_EOS;
+    case RV_EL_BARRIER: return RV_FRAME_BARRIER;
     }
     return RV_FRAME_EOS;
 }
@@ -275,6 +276,8 @@ static void send_work(rv_dataplane *dp, rv_dp_work *w)
     f.kind = frame_kind(w->el.kind);
     if (w->el.kind == RV_EL_WATERMARK)
         f.wm = w->el.u.wm;
+    else if (w->el.kind == RV_EL_BARRIER)
+        f.wm = (int64_t)w->el.u.chk;
     peer_queue(w->p, frame_msg(dp, &f, b));
     rv_batch_unref(b);
 }

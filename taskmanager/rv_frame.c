@@ -7,6 +7,7 @@
 #include "rv_frame.h"
 
 #include <assert.h>
+#include <inttypes.h>
 #include <string.h>
 
 static const char MAGIC[4] = {'R', 'V', 'F', '1'};
@@ -142,10 +143,13 @@ rv_err *rv_frame_decode(const void *buf, size_t len, rv_frame *out)
         case RV_FRAME_WATERMARK:
         case RV_FRAME_IDLE:
         case RV_FRAME_EOS:
+        case RV_FRAME_BARRIER:
             if (f.payload_len != 0)
                 return rv_err_new(RV_ERR_CORRUPT, "corrupt DATA frame: %zu payload bytes after a control element",
                                   f.payload_len);
-            if (p[28] != RV_FRAME_WATERMARK && f.wm != 0)
+            if (p[28] == RV_FRAME_BARRIER && f.wm <= 0)
+                return rv_err_new(RV_ERR_CORRUPT, "corrupt DATA frame: barrier with checkpoint id %" PRId64, f.wm);
+            if ((p[28] == RV_FRAME_IDLE || p[28] == RV_FRAME_EOS) && f.wm != 0)
                 return rv_err_new(RV_ERR_CORRUPT, "corrupt DATA frame: watermark set on a control element");
             break;
         default: return rv_err_new(RV_ERR_CORRUPT, "corrupt DATA frame: unknown element kind %u", (unsigned)p[28]);

@@ -11,8 +11,8 @@
  * sender's listen URL; job, chan, count zero), ANNOUNCE (sender -> receiver:
  * an outbox for job/chan exists, count = its backlog), DATA (one element,
  * count = the sender's backlog after it; kind batch carries the rv_codec
- * bytes, watermark carries the watermark, idle and end-of-stream carry
- * nothing), CREDIT (receiver -> sender: count more elements may be sent).
+ * bytes, watermark carries the watermark, barrier carries the checkpoint
+ * id in the watermark field, idle and end-of-stream carry nothing), CREDIT (receiver -> sender: count more elements may be sent).
  * The header is 8-byte aligned so a batch payload starts aligned. The
  * decoder checks every field and length; anything else is RV_ERR_CORRUPT
  * with a message saying what is wrong. Thread-safe (no state). */
@@ -42,6 +42,7 @@ typedef enum rv_frame_kind {
     RV_FRAME_WATERMARK = 1,
     RV_FRAME_IDLE = 2,
     RV_FRAME_EOS = 3,
+    RV_FRAME_BARRIER = 4,
 } rv_frame_kind;
 
 typedef struct rv_frame {
@@ -49,7 +50,7 @@ typedef struct rv_frame {
     uint64_t job, chan;
     uint32_t count;     /* ANNOUNCE, DATA: backlog; CREDIT: credits granted (>= 1) */
     rv_frame_kind kind; /* DATA only */
-    int64_t wm;         /* DATA watermark only */
+    int64_t wm;         /* DATA watermark, or a barrier's checkpoint id (>= 1) */
     /* DATA batch: the rv_codec bytes; HELLO: the URL (not NUL-terminated).
      * After rv_frame_decode it points into the decoded buffer. */
     const void *payload;

@@ -1,5 +1,6 @@
 /* rv_task: subtask threads, operator chains and the runtime context. */
 #include "rv_task.h"
+#include "rv_task_int.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -17,79 +18,6 @@
 #define IDLE_WAIT_NS (50 * 1000000LL)
 /* Dead letters are sent in batches of at most this many rows. */
 #define DEAD_LETTER_ROWS 256
-
-struct rv_job_run {
-    char *id;
-    char *tm_name;
-    char *state_dir; /* <task manager state dir>/<job id> */
-    rv_job_graph *g;
-    atomic_bool cancel;
-    pthread_mutex_t mu;
-    rv_err *err;
-};
-
-typedef struct op_inst op_inst;
-
-struct rv_op_ctx {
-    rv_subtask *st;
-    op_inst *op;
-};
-
-struct op_inst {
-    const rv_node *node;
-    const rv_plugin *pl;
-    int pos;
-    void *state;
-    rv_state *kstate; /* RV_PLUGIN_STATEFUL operators */
-    bool opened;
-    rv_op_ctx ctx;
-    rv_output **outs[RV_NPORTS];
-    int nouts[RV_NPORTS];
-    char tag[128];
-    uint64_t rows_in, rows_out;
-};
-
-typedef struct in_chan {
-    rv_channel *ch;
-    int input;
-    int64_t wm;
-    bool idle, ended;
-} in_chan;
-
-typedef struct timer {
-    int64_t when;
-    int op;
-} timer;
-
-struct rv_subtask {
-    rv_job_run *jr;
-    int task, index;
-    const rv_task_def *td;
-    const rv_jobspec *js;
-    op_inst *ops;
-    int nops;
-    in_chan *ins;
-    int nins;
-    rv_doorbell bell;
-    int64_t wm; /* current input watermark */
-    timer *timers;
-    size_t ntimers, timers_cap;
-    /* source state */
-    int64_t src_max_ts, src_wm_sent, src_last_data_ms;
-    bool src_idle_sent;
-    rv_batch *dead_letters;
-    bool idle_sent; /* every input is idle and IDLE went downstream */
-    /* metrics: written by the subtask thread, read by any (relaxed) */
-    atomic_uint_fast64_t m_in, m_out, m_bad, m_busy_ns, m_idle_ns;
-    atomic_int_fast64_t m_wm;
-    /* all outputs of the chain, for control elements and flushing */
-    rv_output **outs;
-    int nouts;
-    pthread_t thread;
-    bool started;
-    rv_subtask_done_fn done;
-    void *done_arg;
-};
 
 const char *rv_task_state_name(rv_task_state s)
 {
@@ -113,6 +41,7 @@ rv_job_run *rv_job_run_new(const char *job_id, rv_job_graph *g, const char *tm_n
     jr->g = g;
     atomic_init(&jr->cancel, false);
     pthread_mutex_init(&jr->mu, NULL);
+    rv_job_chk_init(&jr->chk);
     return jr;
 }
 
@@ -127,6 +56,8 @@ void rv_job_run_free(rv_job_run *jr)
         rv_err_free(err);
     }
     free(jr->state_dir);
+    rv_job_chk_fini(&jr->chk);
+    free(jr->subtasks);
     pthread_mutex_destroy(&jr->mu);
     free(jr->id);
     free(jr->tm_name);
@@ -176,6 +107,8 @@ rv_subtask *rv_subtask_new(rv_job_run *jr, int task, int index)
     st->src_max_ts = INT64_MIN;
     st->src_wm_sent = RV_WATERMARK_MIN;
     rv_doorbell_init(&st->bell);
+    jr->subtasks = rv_xrealloc(jr->subtasks, (size_t)(jr->nsubtasks + 1) * sizeof(rv_subtask *));
+    jr->subtasks[jr->nsubtasks++] = st;
     for (int k = 0; k < st->nops; k++) {
         op_inst *op = &st->ops[k];
         op->node = &st->js->nodes[st->td->nodes[k]];
@@ -242,6 +175,7 @@ void rv_subtask_free(rv_subtask *st)
     free(st->ins);
     free(st->timers);
     rv_batch_unref(st->dead_letters);
+    rv_subtask_chk_free(st);
     rv_doorbell_fini(&st->bell);
     free(st);
 }
@@ -278,6 +212,7 @@ const char *rv_ctx_event_time_field(const rv_op_ctx *ctx)
 int64_t rv_ctx_now_ms(const rv_op_ctx *ctx) { return rv_wall_ms(); }
 int64_t rv_ctx_watermark(const rv_op_ctx *ctx) { return ctx->st->wm; }
 bool rv_ctx_canceled(const rv_op_ctx *ctx) { return canceled(ctx->st); }
+bool rv_ctx_checkpointing(const rv_op_ctx *ctx) { return ctx->st->jr->chk.on; }
 uint64_t rv_ctx_bad_records(const rv_op_ctx *ctx)
 {
     return atomic_load_explicit(&ctx->st->m_bad, memory_order_relaxed);
@@ -443,7 +378,7 @@ static rv_code flush_dead_letters(rv_subtask *st)
     return rc;
 }
 
-static rv_code control_all(rv_subtask *st, rv_elem el)
+rv_code rv_task_control_all(rv_subtask *st, rv_elem el)
 {
     for (int i = 0; i < st->nouts; i++) {
         rv_code rc = rv_output_control(st->outs[i], el);
@@ -489,7 +424,7 @@ static rv_code advance_watermark(rv_subtask *st, int64_t wm, int from)
                 return fail_code(st, op, rc, "on_watermark");
         }
     }
-    return control_all(st, (rv_elem){.kind = RV_EL_WATERMARK, .u.wm = wm});
+    return rv_task_control_all(st, (rv_elem){.kind = RV_EL_WATERMARK, .u.wm = wm});
 }
 
 static rv_code fire_timers(rv_subtask *st)
@@ -524,7 +459,59 @@ static rv_code finish_chain(rv_subtask *st, int from)
     }
     if ((rc = flush_dead_letters(st)) != RV_OK || (rc = flush_outputs(st, true)) != RV_OK)
         return rc;
-    return control_all(st, (rv_elem){.kind = RV_EL_EOS});
+    return rv_task_control_all(st, (rv_elem){.kind = RV_EL_EOS});
+}
+
+/* After the end of input, a chain with a two-phase-commit operator waits
+ * for one more checkpoint: it takes it when triggered (its sinks list the
+ * last output as pre-committed) and ends once it is complete, so the last
+ * output becomes visible exactly when a checkpoint covers it. */
+static rv_code await_final_checkpoint(rv_subtask *st)
+{
+    uint64_t final = 0;
+    for (;;) {
+        if (canceled(st))
+            return RV_ERR_CANCELED;
+        rv_doorbell_prepare(&st->bell);
+        uint64_t t = rv_subtask_trigger_pending(st);
+        bool done = final && atomic_load(&st->jr->chk.complete) >= final;
+        if (!t && !done) {
+            rv_doorbell_sleep(&st->bell, rv_now_ns() + IDLE_WAIT_NS);
+            continue;
+        }
+        rv_doorbell_cancel_wait(&st->bell);
+        rv_code rc;
+        if (t) {
+            if ((rc = rv_subtask_checkpoint(st, t)) != RV_OK)
+                return rc;
+            final = t;
+        }
+        if (done)
+            return rv_subtask_notify_complete(st);
+    }
+}
+
+/* Between two elements or polls: a completed checkpoint is passed to the
+ * two-phase operators; sources take a triggered checkpoint. */
+static rv_code checkpoint_point(rv_subtask *st, bool source)
+{
+    if (!st->jr->chk.on)
+        return RV_OK;
+    rv_code rc = rv_subtask_notify_complete(st);
+    uint64_t t;
+    if (rc == RV_OK && source && (t = rv_subtask_trigger_pending(st))) {
+        if ((rc = flush_dead_letters(st)) == RV_OK)
+            rc = rv_subtask_checkpoint(st, t);
+    }
+    return rc;
+}
+
+static rv_code end_of_input(rv_subtask *st, int from)
+{
+    rv_code rc = finish_chain(st, from);
+    if (rc == RV_OK && rv_subtask_needs_final_checkpoint(st))
+        rc = await_final_checkpoint(st);
+    return rc;
 }
 
 static rv_code run_source(rv_subtask *st)
@@ -532,9 +519,15 @@ static rv_code run_source(rv_subtask *st)
     op_inst *src = &st->ops[0];
     const rv_node *n = src->node;
     st->src_last_data_ms = rv_wall_ms();
+    /* Resumed from a checkpoint: downstream learns the watermark first. */
+    rv_code rc0 = st->src_wm_sent > RV_WATERMARK_MIN ? advance_watermark(st, st->src_wm_sent, 1) : RV_OK;
+    if (rc0 != RV_OK)
+        return rc0;
     for (;;) {
         if (canceled(st))
             return RV_ERR_CANCELED;
+        if ((rc0 = checkpoint_point(st, true)) != RV_OK)
+            return rc0;
         int64_t t0 = rv_now_ns();
         rv_src_status s = src->pl->poll(src->state, &src->ctx);
         int64_t t1 = rv_now_ns();
@@ -550,7 +543,7 @@ static rv_code run_source(rv_subtask *st)
             add_relaxed(&st->m_idle_ns, (uint64_t)(t1 - t0));
             if (n->idle_timeout_ms > 0 && !st->src_idle_sent && rv_wall_ms() - st->src_last_data_ms >= n->idle_timeout_ms) {
                 st->src_idle_sent = true;
-                if ((rc = flush_outputs(st, true)) != RV_OK || (rc = control_all(st, (rv_elem){.kind = RV_EL_IDLE})) != RV_OK)
+                if ((rc = flush_outputs(st, true)) != RV_OK || (rc = rv_task_control_all(st, (rv_elem){.kind = RV_EL_IDLE})) != RV_OK)
                     return rc;
             }
         } else {
@@ -573,7 +566,7 @@ static rv_code run_source(rv_subtask *st)
         if ((rc = fire_timers(st)) != RV_OK || (rc = flush_outputs(st, false)) != RV_OK)
             return rc;
         if (s == RV_SRC_END)
-            return finish_chain(st, 1);
+            return end_of_input(st, 1);
     }
 }
 
@@ -629,7 +622,12 @@ static rv_code on_element(rv_subtask *st, in_chan *in, rv_elem el)
             in->wm = el.u.wm;
         break;
     case RV_EL_IDLE: in->idle = true; break;
-    case RV_EL_EOS: in->ended = true; break;
+    case RV_EL_EOS:
+        in->ended = true;
+        if ((rc = rv_subtask_check_alignment(st)) != RV_OK)
+            return rc;
+        break;
+    case RV_EL_BARRIER: return rv_subtask_on_barrier(st, in, el.u.chk);
     }
     bool all_idle;
     int64_t wm = gate_watermark(st, &all_idle);
@@ -638,7 +636,7 @@ static rv_code on_element(rv_subtask *st, in_chan *in, rv_elem el)
     /* Every open input is idle: so is this subtask's output. */
     if (all_idle && !st->idle_sent) {
         st->idle_sent = true;
-        rc = control_all(st, (rv_elem){.kind = RV_EL_IDLE});
+        rc = rv_task_control_all(st, (rv_elem){.kind = RV_EL_IDLE});
     }
     return rc;
 }
@@ -661,7 +659,7 @@ static rv_code run_inputs(rv_subtask *st)
         int64_t t0 = rv_now_ns();
         for (int k = 0; k < st->nins; k++) {
             in_chan *in = &st->ins[(rr + k) % st->nins];
-            if (in->ended)
+            if (in->ended || rv_subtask_input_blocked(st, in))
                 continue;
             /* Take a few elements per channel per round. */
             for (int burst = 0; burst < 4; burst++) {
@@ -672,13 +670,14 @@ static rv_code run_inputs(rv_subtask *st)
                 rv_code rc = on_element(st, in, el);
                 if (rc != RV_OK)
                     return rc;
-                if (in->ended)
+                if (in->ended || rv_subtask_input_blocked(st, in))
                     break;
             }
         }
         rr = (rr + 1) % (st->nins ? st->nins : 1);
         rv_code rc;
-        if ((rc = fire_timers(st)) != RV_OK || (rc = flush_outputs(st, false)) != RV_OK)
+        if ((rc = fire_timers(st)) != RV_OK || (rc = flush_outputs(st, false)) != RV_OK ||
+            (rc = checkpoint_point(st, false)) != RV_OK)
             return rc;
         if (got) {
             add_relaxed(&st->m_busy_ns, (uint64_t)(rv_now_ns() - t0));
@@ -698,7 +697,8 @@ static rv_code run_inputs(rv_subtask *st)
         rv_doorbell_prepare(&st->bell);
         bool pending = false;
         for (int i = 0; i < st->nins && !pending; i++)
-            pending = !st->ins[i].ended && rv_channel_len(st->ins[i].ch) > 0;
+            pending = !st->ins[i].ended && !rv_subtask_input_blocked(st, &st->ins[i]) && rv_channel_len(st->ins[i].ch) > 0;
+        pending = pending || atomic_load(&st->jr->chk.complete) > st->notified;
         if (pending || deadline <= rv_now_ns()) {
             rv_doorbell_cancel_wait(&st->bell);
             continue;
@@ -707,7 +707,7 @@ static rv_code run_inputs(rv_subtask *st)
         rv_doorbell_sleep(&st->bell, deadline);
         add_relaxed(&st->m_idle_ns, (uint64_t)(rv_now_ns() - s0));
     }
-    return finish_chain(st, 0);
+    return end_of_input(st, 0);
 }
 
 static void *subtask_main(void *arg)
@@ -733,8 +733,17 @@ static void *subtask_main(void *arg)
         }
         op->opened = true;
     }
+    if (rc == RV_OK) {
+        rv_err *err = rv_subtask_restore(st);
+        if (err) {
+            rv_job_run_fail(st->jr, err);
+            rc = RV_ERR_INVALID;
+        }
+    }
     if (rc == RV_OK)
         rc = st->ops[0].pl->kind == RV_PLUGIN_SOURCE ? run_source(st) : run_inputs(st);
+    if (rc == RV_OK && !rv_job_run_error(st->jr) && !canceled(st))
+        rv_subtask_chk_finished(st); /* before close(): it asks the operators for their state */
     for (int k = 0; k < st->nops; k++) {
         op_inst *op = &st->ops[k];
         if (op->opened && op->pl->close)

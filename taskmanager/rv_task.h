@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "rivulet.pb-c.h"
 #include "rv_channel.h"
 #include "rv_graph.h"
 #include "rv_output.h"
@@ -45,6 +46,32 @@ void rv_job_run_fail(rv_job_run *jr, rv_err *err);
 const char *rv_job_run_error(rv_job_run *jr);
 const atomic_bool *rv_job_run_cancel_flag(rv_job_run *jr);
 const char *rv_job_run_id(const rv_job_run *jr);
+
+/* ---- checkpoints (rv_task_chk.c; DESIGN.md §9) ----
+ * Sources take checkpoint n between two polls once it is triggered, then
+ * send barrier n downstream after their data; a subtask with several
+ * inputs aligns (exactly_once: an input that delivered barrier n is not
+ * read until every open input has), snapshots its chain — keyed state into
+ * <root>/<job>/chk-<n>/<node>-<subtask>.state, operator state (positions,
+ * pre-committed output) inline — forwards the barrier and acknowledges. */
+
+/* Called from a subtask thread (or the triggering thread, for subtasks
+ * that already ended) with one subtask's part of checkpoint id: a handle
+ * per operator with state (borrowed for the call), or an error message.
+ * run_id is the job run's id (rv_job_run_new). */
+typedef void (*rv_job_chk_ack_fn)(void *arg, const char *run_id, uint64_t id, int task, int subtask,
+                                  Rivulet__StateHandle **states, size_t nstates, const char *error, uint64_t sync_us);
+
+/* Turns checkpointing on for the run (before any subtask starts): root is
+ * the checkpoint root, job the job's id below it. restore_dir, if not
+ * NULL, is a checkpoint or savepoint to resume from: its metadata is read
+ * and checked here, and each subtask restores its chain from it. */
+rv_err *rv_job_run_set_checkpointing(rv_job_run *jr, const char *root, const char *job, rv_chk_mode mode,
+                                     const char *restore_dir, rv_job_chk_ack_fn ack, void *ack_arg);
+/* Checkpoint id is triggered; its files go to dir. Any thread. */
+void rv_job_run_trigger(rv_job_run *jr, uint64_t id, const char *dir);
+/* Checkpoint id is complete (two-phase sinks publish). Any thread. */
+void rv_job_run_complete(rv_job_run *jr, uint64_t id);
 
 rv_subtask *rv_subtask_new(rv_job_run *jr, int task, int index);
 /* Wiring before start. The subtask does not own channels (the task

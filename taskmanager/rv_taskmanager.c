@@ -242,6 +242,16 @@ rv_err *rv_tm_deploy(rv_tm *tm, const rv_deployment *d, rv_tm_job_done_fn done, 
     j->run = rv_job_run_new(d->job_id, g, tm->name, tm->state_dir);
     j->nsubtasks = rv_job_graph_nsubtasks(g);
     j->subtasks = rv_xcalloc((size_t)j->nsubtasks, sizeof(rv_subtask *));
+    rv_err *err = rv_job_run_set_checkpointing(j->run, d->chk_root, d->chk_job, g->spec->checkpointing.mode,
+                                               d->restore_dir, d->ack, d->ack_arg);
+    if (err) {
+        j->g = NULL; /* stays with the caller */
+        job_free(j);
+        pthread_mutex_lock(&tm->mu);
+        tm->used -= need;
+        pthread_mutex_unlock(&tm->mu);
+        return err;
+    }
     int local = 0;
     for (int t = 0, k = 0; t < g->ntasks; t++)
         for (int i = 0; i < g->tasks[t].parallelism; i++, k++)
@@ -249,7 +259,7 @@ rv_err *rv_tm_deploy(rv_tm *tm, const rv_deployment *d, rv_tm_job_done_fn done, 
                 j->subtasks[k] = rv_subtask_new(j->run, t, i);
                 local++;
             }
-    rv_err *err = wire(j, &pl);
+    err = wire(j, &pl);
     if (err) {
         j->g = NULL; /* stays with the caller */
         job_free(j);
@@ -294,6 +304,24 @@ static tm_job *find(rv_tm *tm, const char *id, tm_job ***link)
             return *pp;
         }
     return NULL;
+}
+
+void rv_tm_trigger_checkpoint(rv_tm *tm, const char *job_id, uint64_t id, const char *dir)
+{
+    pthread_mutex_lock(&tm->mu);
+    tm_job *j = find(tm, job_id, NULL);
+    if (j)
+        rv_job_run_trigger(j->run, id, dir);
+    pthread_mutex_unlock(&tm->mu);
+}
+
+void rv_tm_checkpoint_complete(rv_tm *tm, const char *job_id, uint64_t id)
+{
+    pthread_mutex_lock(&tm->mu);
+    tm_job *j = find(tm, job_id, NULL);
+    if (j)
+        rv_job_run_complete(j->run, id);
+    pthread_mutex_unlock(&tm->mu);
 }
 
 void rv_tm_cancel(rv_tm *tm, const char *job_id)

@@ -40,10 +40,19 @@ typedef struct rv_deployment {
     int my_index;                /* this task manager's index in tm_of_subtask */
     const char *const *peer_urls; /* data-plane URL of each task manager index */
     int npeers;
+    /* Checkpointing (rv_job_run_set_checkpointing): chk_root NULL or ""
+     * = off; restore_dir NULL or "" = a fresh start. */
+    const char *chk_root, *chk_job, *restore_dir;
+    rv_job_chk_ack_fn ack;
+    void *ack_arg;
 } rv_deployment;
 
 /* Deploys the subtasks of d placed here and starts them. */
 rv_err *rv_tm_deploy(rv_tm *tm, const rv_deployment *d, rv_tm_job_done_fn done, void *arg);
+/* Checkpoint id of the job is triggered / complete. Unknown ids are
+ * ignored. */
+void rv_tm_trigger_checkpoint(rv_tm *tm, const char *job_id, uint64_t id, const char *dir);
+void rv_tm_checkpoint_complete(rv_tm *tm, const char *job_id, uint64_t id);
 /* Asks the job's subtasks to stop; done follows. Unknown ids are ignored. */
 void rv_tm_cancel(rv_tm *tm, const char *job_id);
 /* Cancels every job (e.g. the coordinator is gone). */

@@ -54,6 +54,18 @@ struct rv_tm_client {
 
 const char *rv_tm_client_name(const rv_tm_client *c) { return c->name; }
 
+/* The runtime knows a job's attempt by its run id "<job id>.<attempt>":
+ * a task manager may still hold an ending attempt when the next starts. */
+static char *run_id(const char *job_id, uint32_t attempt) { return rv_xasprintf("%s.%u", job_id, (unsigned)attempt); }
+
+/* Splits a run id into a new job id string and the attempt. */
+static char *split_run_id(const char *run, uint32_t *attempt)
+{
+    const char *dot = strrchr(run, '.');
+    *attempt = dot ? (uint32_t)strtoul(dot + 1, NULL, 10) : 0;
+    return dot ? rv_xstrndup(run, (size_t)(dot - run)) : rv_xstrdup(run);
+}
+
 /* Any thread (subtask threads report job ends). */
 static void send_env(rv_tm_client *c, rv_envelope *env)
 {
@@ -80,7 +92,7 @@ static void add_metrics(void *arg, const char *job_id, int task, int subtask, co
     rv_xgrow((void **)&a->items, &a->cap, a->n + 1, sizeof(*a->items));
     Rivulet__SubtaskMetrics *x = rv_xcalloc(1, sizeof(*x));
     rivulet__subtask_metrics__init(x);
-    x->job_id = rv_xstrdup(job_id);
+    x->job_id = split_run_id(job_id, &x->attempt);
     x->task = (uint32_t)task;
     x->subtask = (uint32_t)subtask;
     x->records_in = m->records_in;
@@ -101,12 +113,12 @@ static void free_metrics(metrics_acc *a)
 
 /* ---- runtime -> coordinator ---- */
 
-/* Reports the end of a job's part here (metrics may be NULL). */
-static void send_job_done(rv_tm_client *c, const char *job_id, Rivulet__JobOnTmDone__State state, const char *error,
+/* Reports the end of a job run's part here (metrics may be NULL). */
+static void send_job_done(rv_tm_client *c, const char *run, Rivulet__JobOnTmDone__State state, const char *error,
                           const metrics_acc *metrics)
 {
     Rivulet__JobOnTmDone d = RIVULET__JOB_ON_TM_DONE__INIT;
-    d.job_id = (char *)job_id;
+    d.job_id = split_run_id(run, &d.attempt);
     d.state = state;
     d.error = (char *)(error ? error : "");
     if (metrics) {
@@ -118,6 +130,28 @@ static void send_job_done(rv_tm_client *c, const char *job_id, Rivulet__JobOnTmD
     env.body_case = RIVULET__ENVELOPE__BODY_JOB_DONE;
     env.job_done = &d;
     send_env(c, &env);
+    free(d.job_id);
+}
+
+static void on_checkpoint_ack(void *arg, const char *run, uint64_t id, int task, int subtask,
+                              Rivulet__StateHandle **states, size_t nstates, const char *error, uint64_t sync_us)
+{
+    rv_tm_client *c = arg;
+    Rivulet__CheckpointAck a = RIVULET__CHECKPOINT_ACK__INIT;
+    a.job_id = split_run_id(run, &a.attempt);
+    a.id = id;
+    a.task = (uint32_t)task;
+    a.subtask = (uint32_t)subtask;
+    a.states = states;
+    a.n_states = nstates;
+    a.error = (char *)(error ? error : "");
+    a.sync_us = sync_us;
+    rv_envelope env;
+    rv_proto_init(&env);
+    env.body_case = RIVULET__ENVELOPE__BODY_CHECKPOINT_ACK;
+    env.checkpoint_ack = &a;
+    send_env(c, &env);
+    free(a.job_id);
 }
 
 static void on_job_done(void *arg, const char *job_id, rv_task_state state, const char *error)
@@ -174,7 +208,9 @@ static void handle_deploy(rv_tm_client *c, const Rivulet__DeployJob *d)
         err = rv_jobspec_set_parallelism(js, (int)d->parallelism);
     if (err) {
         rv_jobspec_unref(js);
-        report_failure(c, d->job_id, err);
+        char *run = run_id(d->job_id, d->attempt);
+        report_failure(c, run, err);
+        free(run);
         return;
     }
     rv_job_graph *g = rv_job_graph_build(js);
@@ -198,17 +234,20 @@ static void handle_deploy(rv_tm_client *c, const Rivulet__DeployJob *d)
     const char **urls = rv_xcalloc(d->n_tms + 1, sizeof(char *));
     for (size_t i = 0; i < d->n_tms; i++)
         urls[i] = d->tms[i]->data_url;
+    char *run = run_id(d->job_id, d->attempt);
     if (!err) {
-        rv_deployment dep = {.job_id = d->job_id, .g = g, .tm_of_subtask = where, .my_index = (int)d->your_index,
-                             .peer_urls = urls, .npeers = (int)d->n_tms};
+        rv_deployment dep = {.job_id = run, .g = g, .tm_of_subtask = where, .my_index = (int)d->your_index,
+                             .peer_urls = urls, .npeers = (int)d->n_tms, .chk_root = d->checkpoint_root,
+                             .chk_job = d->job_id, .restore_dir = d->restore_dir, .ack = on_checkpoint_ack, .ack_arg = c};
         err = rv_tm_deploy(c->tm, &dep, on_job_done, c);
     }
     free(urls);
     free(where);
     if (err) {
         rv_job_graph_free(g);
-        report_failure(c, d->job_id, err);
+        report_failure(c, run, err);
     }
+    free(run);
 }
 
 static void on_msg(void *arg, rv_envelope *env, uint32_t pipe)
@@ -231,8 +270,32 @@ static void on_msg(void *arg, rv_envelope *env, uint32_t pipe)
         RV_LOG_INFO(c->name, "registered with the coordinator at %s", rv_ctl_url(c->ctl));
         break;
     case RIVULET__ENVELOPE__BODY_DEPLOY_JOB: handle_deploy(c, env->deploy_job); break;
-    case RIVULET__ENVELOPE__BODY_CANCEL_JOB: rv_tm_cancel(c->tm, env->cancel_job->job_id); break;
-    case RIVULET__ENVELOPE__BODY_RELEASE_JOB: release(c, env->release_job->job_id); break;
+    case RIVULET__ENVELOPE__BODY_CANCEL_JOB: {
+        char *run = run_id(env->cancel_job->job_id, env->cancel_job->attempt);
+        rv_tm_cancel(c->tm, run);
+        free(run);
+        break;
+    }
+    case RIVULET__ENVELOPE__BODY_RELEASE_JOB: {
+        char *run = run_id(env->release_job->job_id, env->release_job->attempt);
+        release(c, run);
+        free(run);
+        break;
+    }
+    case RIVULET__ENVELOPE__BODY_TRIGGER_CHECKPOINT: {
+        const Rivulet__TriggerCheckpoint *t = env->trigger_checkpoint;
+        char *run = run_id(t->job_id, t->attempt);
+        rv_tm_trigger_checkpoint(c->tm, run, t->id, t->dir);
+        free(run);
+        break;
+    }
+    case RIVULET__ENVELOPE__BODY_CHECKPOINT_COMPLETE: {
+        const Rivulet__CheckpointComplete *t = env->checkpoint_complete;
+        char *run = run_id(t->job_id, t->attempt);
+        rv_tm_checkpoint_complete(c->tm, run, t->id);
+        free(run);
+        break;
+    }
     default:
         RV_LOG_WARN(c->name, "unexpected %s from the coordinator; ignored", rv_proto_body_name(env));
         break;

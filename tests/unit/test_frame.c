@@ -69,6 +69,7 @@ Test(rv_frame, control_frames_round_trip)
         {.type = RV_FRAME_DATA, .job = 1, .chan = 2, .count = 0, .kind = RV_FRAME_WATERMARK, .wm = INT64_MIN},
         {.type = RV_FRAME_DATA, .job = 1, .chan = 2, .count = 5, .kind = RV_FRAME_IDLE},
         {.type = RV_FRAME_DATA, .job = 1, .chan = 2, .count = 0, .kind = RV_FRAME_EOS},
+        {.type = RV_FRAME_DATA, .job = 1, .chan = 2, .count = 3, .kind = RV_FRAME_BARRIER, .wm = 42},
     };
     for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
         rv_buf b = encode(&in[i]);
@@ -196,7 +197,7 @@ Test(rv_frame, bad_magic_version_type_and_kind_are_refused)
         expect_corrupt(p, b.len, "unknown type");
     }
     p[5] = RV_FRAME_DATA;
-    for (unsigned k = RV_FRAME_EOS + 1; k < 256; k++) {
+    for (unsigned k = RV_FRAME_BARRIER + 1; k < 256; k++) {
         p[28] = (uint8_t)k;
         expect_corrupt(p, b.len, "unknown element kind");
     }
@@ -255,6 +256,10 @@ Test(rv_frame, fields_that_a_type_does_not_use_must_be_empty)
     rv_frame nb = {.type = RV_FRAME_DATA, .kind = RV_FRAME_BATCH};
     b = encode(&nb);
     expect_corrupt(b.data, b.len, "without a batch");
+    rv_buf_fini(&b);
+    rv_frame b0 = {.type = RV_FRAME_DATA, .kind = RV_FRAME_BARRIER, .wm = 0};
+    b = encode(&b0);
+    expect_corrupt(b.data, b.len, "barrier with checkpoint id 0");
     rv_buf_fini(&b);
     rv_frame bw = {.type = RV_FRAME_DATA, .kind = RV_FRAME_BATCH, .wm = 3, .payload = "RVB1", .payload_len = 4};
     b = encode(&bw);

@@ -1,0 +1,125 @@
+/* rv_coord_int: the coordinator's internal structures, shared by its event
+ * loop (rv_coordinator.c) and its checkpoint coordination
+ * (rv_coord_chk.c). Everything here belongs to the loop thread unless a
+ * comment says otherwise. */
+#ifndef RV_COORD_INT_H
+#define RV_COORD_INT_H
+
+#include <pthread.h>
+
+#include "rv_coordinator.h"
+#include "rv_ctl.h"
+#include "rv_graph.h"
+#include "rv_proto.h"
+
+typedef enum { MSG_NET, MSG_PIPE_GONE, MSG_SUBMIT, MSG_CANCEL, MSG_SHUTDOWN, MSG_STOP } msg_kind;
+
+typedef struct msg {
+    msg_kind kind;
+    rv_envelope *env; /* NET */
+    uint32_t pipe;    /* NET, PIPE_GONE */
+    /* SUBMIT */
+    const char *file, *yaml;
+    size_t len;
+    int parallelism;
+    const char *job_id; /* CANCEL */
+    /* reply */
+    bool done;
+    rv_err *err;
+    char *reply_id;
+    struct msg *next;
+} msg;
+
+typedef struct tm_rec {
+    char *name;
+    uint32_t pipe;
+    int slots, used;
+    char *data_url;
+    int64_t last_hb_ms;
+    bool alive;
+} tm_rec;
+
+typedef struct job_part {
+    int tm; /* index into c->tms */
+    bool done;
+    int slots;
+} job_part;
+
+/* A job's checkpoints (rv_coord_chk.c). */
+typedef struct job_chk {
+    uint64_t next_id;        /* id of the next checkpoint */
+    uint64_t pending;        /* in progress, 0 = none */
+    char *pending_dir;
+    int64_t pending_start_ms;
+    bool *acked;             /* per subtask, task-major */
+    int nacked;
+    Rivulet__StateHandle **handles; /* acknowledged parts (owned) */
+    size_t nhandles, hcap;
+    uint64_t max_sync_us;
+    int64_t last_trigger_ms, last_end_ms;
+    uint64_t last_id;        /* latest completed */
+    int64_t last_ms;
+} job_chk;
+
+typedef struct job {
+    char *id, *name, *file, *yaml;
+    int parallelism;
+    rv_job_state state;
+    char *error;
+    rv_job_graph *g;
+    int slots;
+    int *slot_tm; /* slot -> tm index, once placed */
+    job_part *parts;
+    int nparts;
+    int64_t submit_ms, start_ms, end_ms, wait_deadline_ms;
+    rv_subtask_metrics *metrics; /* per subtask, in task-major order */
+    int nsubtasks;
+    bool cancel_requested;
+    bool part_canceled; /* a task manager stopped its part without an error */
+    /* recovery */
+    uint32_t attempt;      /* deployments so far - 1 */
+    int restarts;
+    char *last_failure;    /* cause of the latest restart */
+    bool restarting;       /* stopping the attempt that failed, or waiting to redeploy */
+    int64_t restart_at_ms; /* redeploy no earlier than this */
+    char *restore_dir;     /* what the next deployment resumes from (NULL: a fresh start) */
+    job_chk chk;
+    struct job *next;
+} job;
+
+struct rv_coord {
+    rv_coord_config cfg;
+    rv_ctl *ctl;
+    pthread_t thread;
+    pthread_mutex_t mu;     /* mailbox; job fields read by other threads */
+    pthread_cond_t cv;      /* mailbox has messages */
+    pthread_cond_t changed; /* a reply is ready or a job state changed */
+    msg *head, *tail;
+    job *jobs;
+    tm_rec *tms;
+    int ntms;
+    unsigned seq;
+    unsigned id_salt; /* differs between coordinator runs */
+    bool stopping;    /* rv_coord_free began: no new jobs (loop thread) */
+};
+
+
+/* rv_coordinator.c */
+void rv_coord_send(rv_coord *c, int tm, rv_envelope *env);
+int rv_coord_subtask_index(const rv_job_graph *g, int task, int subtask);
+
+/* ---- rv_coord_chk.c ---- */
+/* Whether the job takes checkpoints. */
+bool rv_coord_chk_on(const rv_coord *c, const job *j);
+/* Loop tick: triggers due checkpoints and abandons overdue ones. */
+void rv_coord_chk_tick(rv_coord *c, job *j, int64_t now_ms);
+/* A task manager acknowledged its part of a checkpoint. */
+void rv_coord_chk_ack(rv_coord *c, job *j, const Rivulet__CheckpointAck *a);
+/* Gives up the checkpoint in progress (the job stops or restarts). */
+void rv_coord_chk_abort(job *j, const char *why);
+void rv_coord_chk_free(job *j);
+/* Before a (re)deployment: picks the latest intact checkpoint to resume
+ * from (j->restore_dir) and the next checkpoint id. */
+void rv_coord_chk_prepare_deploy(rv_coord *c, job *j);
+
+#endif

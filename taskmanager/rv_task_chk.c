@@ -1,0 +1,401 @@
+/* rv_task_chk: checkpoints of subtasks — barrier alignment, snapshots of
+ * an operator chain into the checkpoint directory, acknowledgements,
+ * completion notices, and restoring a chain when a job resumes.
+ *
+ * Snapshots run on the subtask's own thread between two elements, so no
+ * operator is in the middle of a callback and no lock is taken on the
+ * processing path: keyed state is written with rv_state_snapshot to
+ * <chk dir>/<node>-<subtask>.state (temporary name, fsync, rename), the
+ * plugin's snapshot hook fills the handle's operator_state. A source
+ * handle also records the watermark it sent and the largest event time it
+ * read, so a restored source goes on with the same watermarks. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rv_hash.h"
+#include "rv_log.h"
+#include "rv_mem.h"
+#include "rv_record.h"
+#include "rv_task_int.h"
+#include "rv_time.h"
+
+void rv_job_chk_init(job_chk *c)
+{
+    memset(c, 0, sizeof(*c));
+    atomic_init(&c->trigger, 0);
+    atomic_init(&c->complete, 0);
+    pthread_mutex_init(&c->mu, NULL);
+}
+
+void rv_job_chk_fini(job_chk *c)
+{
+    free(c->root);
+    free(c->job);
+    free(c->restore_dir);
+    rv_chk_meta_free(c->restore);
+    for (size_t i = 0; i < sizeof(c->dirs) / sizeof(c->dirs[0]); i++)
+        free(c->dirs[i].dir);
+    pthread_mutex_destroy(&c->mu);
+}
+
+rv_err *rv_job_run_set_checkpointing(rv_job_run *jr, const char *root, const char *job, rv_chk_mode mode,
+                                     const char *restore_dir, rv_job_chk_ack_fn ack, void *ack_arg)
+{
+    job_chk *c = &jr->chk;
+    if (restore_dir && restore_dir[0]) {
+        rv_err *err = rv_chk_read_metadata(restore_dir, &c->restore);
+        if (err)
+            return rv_err_wrap(err, "resuming job %s", job);
+        c->restore_dir = rv_xstrdup(restore_dir);
+    }
+    if (root && root[0]) {
+        c->on = true;
+        c->root = rv_xstrdup(root);
+        c->job = rv_xstrdup(job);
+        c->mode = mode;
+        c->ack = ack;
+        c->ack_arg = ack_arg;
+    }
+    return NULL;
+}
+
+static void ring_all(rv_job_run *jr)
+{
+    for (int i = 0; i < jr->nsubtasks; i++)
+        rv_doorbell_ring(&jr->subtasks[i]->bell);
+}
+
+static void ack(rv_subtask *st, uint64_t id, Rivulet__StateHandle **hs, size_t n, const char *error, uint64_t sync_us)
+{
+    job_chk *c = &st->jr->chk;
+    if (c->ack)
+        c->ack(c->ack_arg, st->jr->id, id, st->task, st->index, hs, n, error, sync_us);
+}
+
+void rv_job_run_trigger(rv_job_run *jr, uint64_t id, const char *dir)
+{
+    job_chk *c = &jr->chk;
+    if (!c->on)
+        return;
+    pthread_mutex_lock(&c->mu);
+    size_t slot = id % (sizeof(c->dirs) / sizeof(c->dirs[0]));
+    free(c->dirs[slot].dir);
+    c->dirs[slot].id = id;
+    c->dirs[slot].dir = rv_xstrdup(dir);
+    if (id > atomic_load(&c->trigger))
+        atomic_store(&c->trigger, id);
+    /* Subtasks that ended will never see barrier id: answer for them with
+     * the state they ended with. */
+    for (int i = 0; i < jr->nsubtasks; i++) {
+        rv_subtask *st = jr->subtasks[i];
+        if (st->finished)
+            ack(st, id, st->final_states, st->nfinal, NULL, 0);
+    }
+    pthread_mutex_unlock(&c->mu);
+    ring_all(jr);
+}
+
+void rv_job_run_complete(rv_job_run *jr, uint64_t id)
+{
+    job_chk *c = &jr->chk;
+    uint64_t cur = atomic_load(&c->complete);
+    while (id > cur && !atomic_compare_exchange_weak(&c->complete, &cur, id))
+        ;
+    ring_all(jr);
+}
+
+uint64_t rv_subtask_trigger_pending(const rv_subtask *st)
+{
+    uint64_t t = atomic_load_explicit(&st->jr->chk.trigger, memory_order_acquire);
+    return t > st->chk_seen ? t : 0;
+}
+
+/* The directory of checkpoint id (the trigger's, or the default). */
+static char *chk_dir(rv_job_run *jr, uint64_t id)
+{
+    job_chk *c = &jr->chk;
+    char *dir = NULL;
+    pthread_mutex_lock(&c->mu);
+    size_t slot = id % (sizeof(c->dirs) / sizeof(c->dirs[0]));
+    if (c->dirs[slot].id == id && c->dirs[slot].dir)
+        dir = rv_xstrdup(c->dirs[slot].dir);
+    pthread_mutex_unlock(&c->mu);
+    return dir ? dir : rv_chk_dir(c->root, c->job, id);
+}
+
+static void free_handles(Rivulet__StateHandle **hs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(hs[i]->node);
+        if (hs[i]->file != protobuf_c_empty_string)
+            free(hs[i]->file);
+        free(hs[i]->operator_state.data);
+        free(hs[i]);
+    }
+    free(hs);
+}
+
+static Rivulet__StateHandle *new_handle(rv_subtask *st, op_inst *op)
+{
+    Rivulet__StateHandle *h = rv_xcalloc(1, sizeof(*h));
+    rivulet__state_handle__init(h);
+    h->node = rv_xstrdup(op->node->id);
+    h->subtask = (uint32_t)st->index;
+    h->parallelism = (uint32_t)st->td->parallelism;
+    int first = 0, end = 0;
+    if (op->kstate)
+        rv_key_group_range(st->index, st->js->max_parallelism, st->td->parallelism, &first, &end);
+    h->kg_first = (uint32_t)first;
+    h->kg_end = (uint32_t)end;
+    h->watermark = op->pos == 0 && op->pl->kind == RV_PLUGIN_SOURCE ? st->src_wm_sent : st->wm;
+    h->max_event_time = op->pos == 0 && op->pl->kind == RV_PLUGIN_SOURCE ? st->src_max_ts : INT64_MIN;
+    return h;
+}
+
+/* Writes op's keyed state into dir; fills h's file, size and checksum. */
+static rv_err *snapshot_keyed(rv_subtask *st, op_inst *op, const char *dir, Rivulet__StateHandle *h)
+{
+    char *name = rv_xasprintf("%s-%d.state", op->node->id, st->index);
+    rv_chk_file *cf = NULL;
+    rv_err *err = rv_chk_file_open(dir, name, &cf);
+    uint64_t bytes = 0;
+    if (!err && (err = rv_state_snapshot(op->kstate, rv_chk_file_stream(cf), name, &bytes)))
+        rv_chk_file_abort(cf);
+    if (!err)
+        err = rv_chk_file_commit(cf, &h->size, &h->checksum);
+    if (err) {
+        free(name);
+        return err;
+    }
+    h->file = name;
+    return NULL;
+}
+
+/* Snapshots every operator of the chain with state. id 0: the final state
+ * of a subtask that ended (operator state only). */
+static rv_err *snapshot_chain(rv_subtask *st, uint64_t id, const char *dir, Rivulet__StateHandle ***out, size_t *nout)
+{
+    Rivulet__StateHandle **hs = rv_xcalloc((size_t)st->nops, sizeof(*hs));
+    size_t n = 0;
+    rv_err *err = NULL;
+    for (int k = 0; k < st->nops && !err; k++) {
+        op_inst *op = &st->ops[k];
+        bool source = k == 0 && op->pl->kind == RV_PLUGIN_SOURCE;
+        if (!op->kstate && !op->pl->snapshot && !source)
+            continue;
+        Rivulet__StateHandle *h = new_handle(st, op);
+        hs[n++] = h;
+        h->finished = id == 0;
+        if (op->kstate && id != 0)
+            err = snapshot_keyed(st, op, dir, h);
+        if (!err && op->pl->snapshot) {
+            rv_buf b = {0};
+            err = op->pl->snapshot(op->state, &op->ctx, id, &b);
+            h->operator_state.data = (uint8_t *)b.data;
+            h->operator_state.len = b.len;
+            if (err)
+                err = rv_err_wrap(err, "%s '%s'", rv_plugin_kind_name(op->pl->kind), op->node->id);
+        }
+    }
+    if (err) {
+        free_handles(hs, n);
+        return err;
+    }
+    *out = hs;
+    *nout = n;
+    return NULL;
+}
+
+rv_code rv_subtask_checkpoint(rv_subtask *st, uint64_t id)
+{
+    int64_t t0 = rv_now_ns();
+    st->chk_seen = id;
+    st->aligning = 0;
+    for (int i = 0; i < st->nins; i++)
+        st->ins[i].barrier = false;
+    char *dir = chk_dir(st->jr, id);
+    Rivulet__StateHandle **hs = NULL;
+    size_t n = 0;
+    rv_err *err = snapshot_chain(st, id, dir, &hs, &n);
+    free(dir);
+    /* The barrier follows the data the snapshot covers. */
+    rv_code rc = rv_task_control_all(st, (rv_elem){.kind = RV_EL_BARRIER, .u.chk = id});
+    uint64_t sync_us = (uint64_t)(rv_now_ns() - t0) / 1000;
+    if (err) {
+        RV_LOG_WARN(st->ops[0].tag, "checkpoint %" PRIu64 " failed here: %s", id, rv_err_msg(err));
+        ack(st, id, NULL, 0, rv_err_msg(err), sync_us);
+        rv_err_free(err);
+    } else {
+        ack(st, id, hs, n, NULL, sync_us);
+        free_handles(hs, n);
+    }
+    return rc;
+}
+
+static bool aligned(const rv_subtask *st)
+{
+    for (int i = 0; i < st->nins; i++)
+        if (!st->ins[i].ended && !st->ins[i].barrier)
+            return false;
+    return true;
+}
+
+rv_code rv_subtask_on_barrier(rv_subtask *st, in_chan *in, uint64_t id)
+{
+    if (id <= st->chk_seen)
+        return RV_OK; /* a checkpoint already taken or given up */
+    if (id > st->aligning) {
+        if (st->aligning)
+            RV_LOG_INFO(st->ops[0].tag, "checkpoint %" PRIu64 " overtaken by %" PRIu64 " before its barriers aligned",
+                        st->aligning, id);
+        /* A newer barrier: the older checkpoint was given up upstream. */
+        for (int i = 0; i < st->nins; i++)
+            st->ins[i].barrier = false;
+        st->aligning = id;
+    } else if (id < st->aligning) {
+        return RV_OK;
+    }
+    in->barrier = true;
+    return rv_subtask_check_alignment(st);
+}
+
+rv_code rv_subtask_check_alignment(rv_subtask *st)
+{
+    if (!st->aligning || !aligned(st))
+        return RV_OK;
+    return rv_subtask_checkpoint(st, st->aligning);
+}
+
+rv_code rv_subtask_notify_complete(rv_subtask *st)
+{
+    uint64_t done = atomic_load_explicit(&st->jr->chk.complete, memory_order_acquire);
+    if (done <= st->notified)
+        return RV_OK;
+    st->notified = done;
+    for (int k = 0; k < st->nops; k++) {
+        op_inst *op = &st->ops[k];
+        if (!op->pl->checkpoint_complete)
+            continue;
+        rv_err *err = op->pl->checkpoint_complete(op->state, &op->ctx, done);
+        if (err) {
+            rv_ctx_fail(&op->ctx, rv_err_wrap(err, "committing checkpoint %" PRIu64, done));
+            return RV_ERR_IO;
+        }
+    }
+    return RV_OK;
+}
+
+bool rv_subtask_needs_final_checkpoint(const rv_subtask *st)
+{
+    if (!st->jr->chk.on)
+        return false;
+    for (int k = 0; k < st->nops; k++)
+        if (st->ops[k].pl->checkpoint_complete)
+            return true;
+    return false;
+}
+
+void rv_subtask_chk_finished(rv_subtask *st)
+{
+    job_chk *c = &st->jr->chk;
+    if (!c->on)
+        return;
+    Rivulet__StateHandle **hs = NULL;
+    size_t n = 0;
+    rv_err *err = snapshot_chain(st, 0, NULL, &hs, &n);
+    pthread_mutex_lock(&c->mu);
+    if (err) {
+        /* Later checkpoints cannot include this subtask. */
+        RV_LOG_WARN(st->ops[0].tag, "cannot record the final state: %s", rv_err_msg(err));
+        rv_err_free(err);
+    } else {
+        st->final_states = hs;
+        st->nfinal = n;
+        st->finished = true;
+    }
+    uint64_t pending = atomic_load(&c->trigger);
+    if (st->finished && pending > st->chk_seen)
+        ack(st, pending, st->final_states, st->nfinal, NULL, 0);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void rv_subtask_chk_free(rv_subtask *st)
+{
+    free_handles(st->final_states, st->nfinal);
+    st->final_states = NULL;
+    st->nfinal = 0;
+}
+
+/* ---- restore ---- */
+
+static rv_err *restore_keyed(rv_subtask *st, op_inst *op)
+{
+    job_chk *c = &st->jr->chk;
+    int first = 0, end = 0;
+    rv_key_group_range(st->index, st->js->max_parallelism, st->td->parallelism, &first, &end);
+    for (size_t i = 0; i < c->restore->n_states; i++) {
+        const Rivulet__StateHandle *h = c->restore->states[i];
+        if (strcmp(h->node, op->node->id) != 0 || !h->file[0] || (int)h->kg_end <= first || (int)h->kg_first >= end)
+            continue;
+        char *path = rv_xasprintf("%s/%s", c->restore_dir, h->file);
+        FILE *f = fopen(path, "rb");
+        rv_err *err = NULL;
+        if (!f)
+            err = rv_err_new(RV_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+        else {
+            err = rv_state_restore(op->kstate, f, path, first, end);
+            fclose(f);
+        }
+        free(path);
+        if (err)
+            return err;
+    }
+    return NULL;
+}
+
+rv_err *rv_subtask_restore(rv_subtask *st)
+{
+    job_chk *c = &st->jr->chk;
+    if (!c->restore)
+        return NULL;
+    for (int k = 0; k < st->nops; k++) {
+        op_inst *op = &st->ops[k];
+        rv_err *err = NULL;
+        if (op->kstate && (err = restore_keyed(st, op)))
+            return rv_err_wrap(err, "restoring '%s'", op->node->id);
+        rv_op_state *states = rv_xcalloc(c->restore->n_states + 1, sizeof(*states));
+        int n = 0;
+        bool source = k == 0 && op->pl->kind == RV_PLUGIN_SOURCE;
+        int64_t wm_min = INT64_MAX;
+        bool exact = false;
+        for (size_t i = 0; i < c->restore->n_states; i++) {
+            const Rivulet__StateHandle *h = c->restore->states[i];
+            if (strcmp(h->node, op->node->id) != 0)
+                continue;
+            states[n++] = (rv_op_state){.subtask = (int)h->subtask, .parallelism = (int)h->parallelism,
+                                        .data = h->operator_state.data, .len = h->operator_state.len};
+            if (!source)
+                continue;
+            /* The same instance: its own watermark; else the least of
+             * them, so no record that was on time becomes late. */
+            if ((int)h->subtask == st->index && (int)h->parallelism == st->td->parallelism) {
+                st->src_wm_sent = h->watermark;
+                st->src_max_ts = h->max_event_time;
+                exact = true;
+            }
+            if (h->watermark < wm_min)
+                wm_min = h->watermark;
+        }
+        if (source && !exact && n > 0)
+            st->src_wm_sent = wm_min;
+        if (op->pl->restore)
+            err = op->pl->restore(op->state, &op->ctx, states, n);
+        free(states);
+        if (err)
+            return rv_err_wrap(err, "restoring %s '%s'", rv_plugin_kind_name(op->pl->kind), op->node->id);
+    }
+    return NULL;
+}
