@@ -61,9 +61,15 @@ static void usage(FILE *out)
             "      --wait                block until the job ends; exit 0 only if it FINISHED\n"
             "      -p, --parallelism N   override the job's default parallelism\n"
             "      --set KEY=VALUE       override a key (as for run)\n"
+            "      --from-savepoint PATH resume from a savepoint (or a checkpoint's chk-<n> directory)\n"
+            "      --allow-non-restored-state  drop state of nodes the job no longer has\n"
             "  list [--all]         jobs of the cluster (--all: also ended ones)\n"
             "  status <job> [--json]  state, start time, subtasks, where they run, records in/out\n"
             "  cancel <job>         stop a job\n"
+            "  savepoint <job> [DIR]  take a savepoint (into DIR/savepoint-<job>-<n>); prints its path\n"
+            "  savepoint inspect PATH  operators, key groups, state sizes, positions and watermarks of a savepoint\n"
+            "  stop <job> --savepoint DIR [--drain]  take a savepoint, then end the job (FINISHED);\n"
+            "                       --drain: sources end first, so every window fires before the savepoint\n"
             "      (cluster commands: --coordinator URL or $RIVULET_COORDINATOR, default tcp://127.0.0.1:6123)\n"
             "  doc                  print the job spec reference of every source, operator and sink\n"
             "  help                 this text\n");
@@ -380,6 +386,10 @@ int main(int argc, char **argv)
         return rv_cli_status(argc - 1, argv + 1);
     if (strcmp(cmd, "cancel") == 0)
         return rv_cli_cancel(argc - 1, argv + 1);
+    if (strcmp(cmd, "savepoint") == 0)
+        return rv_cli_savepoint(argc - 1, argv + 1);
+    if (strcmp(cmd, "stop") == 0)
+        return rv_cli_stop(argc - 1, argv + 1);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage(stdout);
         return 0;

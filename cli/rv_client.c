@@ -22,20 +22,28 @@
 #define CONNECT_WAIT_MS 3000
 #define REPLY_TIMEOUT_MS 10000
 #define WAIT_POLL_MS 200
+#define SAVEPOINT_TIMEOUT_MS (30 * 60 * 1000)
 
 typedef struct cli_opts {
     const char *coordinator;
-    const char *arg; /* the positional argument */
+    const char *arg;  /* the positional argument */
+    const char *arg2; /* an optional second one (savepoint DIR) */
     bool wait, all, json;
     int parallelism;
     const char *sets[64];
     int nsets;
+    const char *savepoint, *from_savepoint;
+    bool drain, allow_non_restored;
+    int64_t reply_ms;
 } cli_opts;
 
-/* Parses the flags shared by the cluster commands. Returns 0 or an exit code. */
-static int parse(const char *cmd, int argc, char **argv, bool want_arg, cli_opts *o)
+/* Parses the flags shared by the cluster commands (want_arg: 1 = one
+ * positional argument, 2 = one and an optional second). Returns 0 or an
+ * exit code. */
+static int parse(const char *cmd, int argc, char **argv, int want_arg, cli_opts *o)
 {
     memset(o, 0, sizeof(*o));
+    o->reply_ms = REPLY_TIMEOUT_MS;
     o->coordinator = getenv("RIVULET_COORDINATOR");
     if (!o->coordinator || !*o->coordinator)
         o->coordinator = DEFAULT_COORDINATOR;
@@ -49,6 +57,14 @@ static int parse(const char *cmd, int argc, char **argv, bool want_arg, cli_opts
             o->all = true;
         else if (strcmp(a, "--json") == 0)
             o->json = true;
+        else if (strcmp(a, "--drain") == 0)
+            o->drain = true;
+        else if (strcmp(a, "--allow-non-restored-state") == 0)
+            o->allow_non_restored = true;
+        else if (strcmp(a, "--savepoint") == 0 && i + 1 < argc)
+            o->savepoint = argv[++i];
+        else if (strcmp(a, "--from-savepoint") == 0 && i + 1 < argc)
+            o->from_savepoint = argv[++i];
         else if (strcmp(a, "--set") == 0 && i + 1 < argc) {
             if (o->nsets == 64) {
                 fprintf(stderr, "rivulet %s: at most 64 --set options\n", cmd);
@@ -66,6 +82,8 @@ static int parse(const char *cmd, int argc, char **argv, bool want_arg, cli_opts
             return 2;
         } else if (want_arg && !o->arg) {
             o->arg = a;
+        } else if (want_arg == 2 && !o->arg2) {
+            o->arg2 = a;
         } else {
             fprintf(stderr, "rivulet %s: unexpected argument '%s'\n", cmd, a);
             return 2;
@@ -81,7 +99,7 @@ static int parse(const char *cmd, int argc, char **argv, bool want_arg, cli_opts
 /* Sends req; on success *reply is an ok Reply. Prints errors. */
 static int exchange(const char *cmd, const cli_opts *o, rv_envelope *req, rv_envelope **reply)
 {
-    rv_err *err = rv_ctl_request(o->coordinator, CONNECT_WAIT_MS, REPLY_TIMEOUT_MS, req, reply);
+    rv_err *err = rv_ctl_request(o->coordinator, CONNECT_WAIT_MS, o->reply_ms, req, reply);
     if (err) {
         fprintf(stderr, "rivulet %s: cannot reach the coordinator at %s: %s\n", cmd, o->coordinator, rv_err_msg(err));
         rv_err_free(err);
@@ -107,6 +125,18 @@ static int get_job(const cli_opts *o, const char *id, rv_envelope **reply)
     return exchange("status", o, &env, reply);
 }
 
+/* path made absolute against the working directory (the coordinator and
+ * task managers run elsewhere). */
+static char *absolute_path(const char *path)
+{
+    if (path[0] == '/')
+        return rv_xstrdup(path);
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof(cwd)))
+        return rv_xstrdup(path);
+    return rv_xasprintf("%s/%s", cwd, path);
+}
+
 static bool final_state(const char *s)
 {
     return strcmp(s, "FINISHED") == 0 || strcmp(s, "FAILED") == 0 || strcmp(s, "CANCELED") == 0;
@@ -115,7 +145,7 @@ static bool final_state(const char *s)
 int rv_cli_submit(int argc, char **argv)
 {
     cli_opts o;
-    int rc = parse("submit", argc, argv, true, &o);
+    int rc = parse("submit", argc, argv, 1, &o);
     if (rc)
         return rc;
     char *raw = NULL, *text = NULL;
@@ -133,6 +163,9 @@ int rv_cli_submit(int argc, char **argv)
     s.job_file = (char *)o.arg;
     s.job_yaml = text;
     s.parallelism = (uint32_t)o.parallelism;
+    char *from = o.from_savepoint ? absolute_path(o.from_savepoint) : NULL;
+    s.from_savepoint = from ? from : "";
+    s.allow_non_restored_state = o.allow_non_restored;
     rv_envelope env;
     rv_proto_init(&env);
     env.body_case = RIVULET__ENVELOPE__BODY_SUBMIT_JOB;
@@ -140,6 +173,7 @@ int rv_cli_submit(int argc, char **argv)
     rv_envelope *reply = NULL;
     rc = exchange("submit", &o, &env, &reply);
     free(text);
+    free(from);
     if (rc)
         return rc;
     char *id = rv_xstrdup(reply->reply->job_id);
@@ -169,7 +203,7 @@ int rv_cli_submit(int argc, char **argv)
     return rc;
 }
 
-static void format_time(int64_t ms, char *buf, size_t cap)
+void rv_cli_format_time(int64_t ms, char *buf, size_t cap)
 {
     if (ms <= 0) {
         snprintf(buf, cap, "-");
@@ -182,7 +216,7 @@ static void format_time(int64_t ms, char *buf, size_t cap)
 }
 
 /* A watermark: "-" before the first, "end" for the final one, else ISO-8601. */
-static void format_watermark(int64_t wm, char *buf, size_t cap)
+void rv_cli_format_watermark(int64_t wm, char *buf, size_t cap)
 {
     if (wm == INT64_MIN)
         snprintf(buf, cap, "-");
@@ -199,7 +233,7 @@ static void format_watermark(int64_t wm, char *buf, size_t cap)
 int rv_cli_list(int argc, char **argv)
 {
     cli_opts o;
-    int rc = parse("list", argc, argv, false, &o);
+    int rc = parse("list", argc, argv, 0, &o);
     if (rc)
         return rc;
     Rivulet__ListJobs l = RIVULET__LIST_JOBS__INIT;
@@ -215,7 +249,7 @@ int rv_cli_list(int argc, char **argv)
     for (size_t i = 0; i < reply->reply->n_jobs; i++) {
         const Rivulet__JobInfo *j = reply->reply->jobs[i];
         char t[40];
-        format_time(j->start_time_ms, t, sizeof(t));
+        rv_cli_format_time(j->start_time_ms, t, sizeof(t));
         printf("%-14s %-10s %-25s %s\n", j->job_id, j->state, t, j->name);
     }
     rv_proto_free(reply);
@@ -239,7 +273,7 @@ static void json_str(const char *s, rv_buf *out)
 int rv_cli_status(int argc, char **argv)
 {
     cli_opts o;
-    int rc = parse("status", argc, argv, true, &o);
+    int rc = parse("status", argc, argv, 1, &o);
     if (rc)
         return rc;
     rv_envelope *reply = NULL;
@@ -262,6 +296,10 @@ int rv_cli_status(int argc, char **argv)
         rv_buf_printf(&b, ",\"start_time_ms\":%lld,\"end_time_ms\":%lld,\"error\":", (long long)j->start_time_ms,
                       (long long)j->end_time_ms);
         json_str(j->error, &b);
+        rv_buf_printf(&b, ",\"restarts\":%u,\"last_failure\":", (unsigned)j->restarts);
+        json_str(j->last_failure, &b);
+        rv_buf_printf(&b, ",\"last_checkpoint\":%llu,\"last_checkpoint_ms\":%lld", (unsigned long long)j->last_checkpoint,
+                      (long long)j->last_checkpoint_ms);
         rv_buf_append(&b, ",\"subtasks\":[", 13);
         for (size_t i = 0; i < j->n_subtasks; i++) {
             const Rivulet__SubtaskInfo *s = j->subtasks[i];
@@ -281,17 +319,24 @@ int rv_cli_status(int argc, char **argv)
         rv_buf_fini(&b);
     } else {
         char t0[40], t1[40];
-        format_time(j->start_time_ms, t0, sizeof(t0));
-        format_time(j->end_time_ms, t1, sizeof(t1));
+        rv_cli_format_time(j->start_time_ms, t0, sizeof(t0));
+        rv_cli_format_time(j->end_time_ms, t1, sizeof(t1));
         printf("job %s (%s): %s\nstarted %s, ended %s\n", j->job_id, j->name, j->state, t0, t1);
         if (j->error[0])
             printf("error: %s\n", j->error);
+        if (j->restarts)
+            printf("restarts: %u, last failure: %s\n", (unsigned)j->restarts, j->last_failure);
+        if (j->last_checkpoint) {
+            char tc[40];
+            rv_cli_format_time(j->last_checkpoint_ms, tc, sizeof(tc));
+            printf("last checkpoint: %llu at %s\n", (unsigned long long)j->last_checkpoint, tc);
+        }
         printf("%-5s %-8s %-28s %12s %12s  %-24s  %s\n", "TASK", "SUBTASK", "TASK MANAGER", "RECORDS IN", "RECORDS OUT",
                "WATERMARK", "CHAIN");
         for (size_t i = 0; i < j->n_subtasks; i++) {
             const Rivulet__SubtaskInfo *s = j->subtasks[i];
             char wm[40];
-            format_watermark(s->watermark, wm, sizeof(wm));
+            rv_cli_format_watermark(s->watermark, wm, sizeof(wm));
             printf("%-5u %-8u %-28s %12llu %12llu  %-24s  %s\n", s->task, s->subtask, s->tm[0] ? s->tm : "-",
                    (unsigned long long)s->records_in, (unsigned long long)s->records_out, wm, s->chain);
         }
@@ -303,7 +348,7 @@ int rv_cli_status(int argc, char **argv)
 int rv_cli_cancel(int argc, char **argv)
 {
     cli_opts o;
-    int rc = parse("cancel", argc, argv, true, &o);
+    int rc = parse("cancel", argc, argv, 1, &o);
     if (rc)
         return rc;
     Rivulet__CancelJobRequest c = RIVULET__CANCEL_JOB_REQUEST__INIT;
@@ -318,4 +363,58 @@ int rv_cli_cancel(int argc, char **argv)
     rv_proto_free(reply);
     printf("cancel requested for job %s\n", o.arg);
     return 0;
+}
+
+/* savepoint JOB [DIR] and stop JOB --savepoint DIR [--drain]: one request,
+ * answered when the savepoint is complete. */
+static int request_savepoint(const char *cmd, const cli_opts *o, const char *dir, bool stop)
+{
+    Rivulet__SavepointRequest r = RIVULET__SAVEPOINT_REQUEST__INIT;
+    r.job_id = (char *)o->arg;
+    char *abs = dir ? absolute_path(dir) : NULL;
+    r.dir = abs ? abs : "";
+    r.stop = stop;
+    r.drain = o->drain;
+    rv_envelope env;
+    rv_proto_init(&env);
+    env.body_case = RIVULET__ENVELOPE__BODY_SAVEPOINT_REQUEST;
+    env.savepoint_request = &r;
+    rv_envelope *reply = NULL;
+    cli_opts wait = *o;
+    wait.reply_ms = SAVEPOINT_TIMEOUT_MS;
+    int rc = exchange(cmd, &wait, &env, &reply);
+    free(abs);
+    if (rc)
+        return rc;
+    printf("%s\n", reply->reply->path);
+    rv_proto_free(reply);
+    return 0;
+}
+
+int rv_cli_savepoint(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "inspect") == 0)
+        return rv_cli_savepoint_inspect(argc - 1, argv + 1);
+    cli_opts o;
+    int rc = parse("savepoint", argc, argv, 2, &o);
+    if (rc)
+        return rc;
+    if (o.drain || o.savepoint) {
+        fprintf(stderr, "rivulet savepoint: --drain and --savepoint belong to 'rivulet stop'\n");
+        return 2;
+    }
+    return request_savepoint("savepoint", &o, o.arg2, false);
+}
+
+int rv_cli_stop(int argc, char **argv)
+{
+    cli_opts o;
+    int rc = parse("stop", argc, argv, 1, &o);
+    if (rc)
+        return rc;
+    if (!o.savepoint) {
+        fprintf(stderr, "rivulet stop: --savepoint DIR is required (to stop without one, use 'rivulet cancel')\n");
+        return 2;
+    }
+    return request_savepoint("stop", &o, o.savepoint, true);
 }

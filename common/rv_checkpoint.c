@@ -155,25 +155,22 @@ void rv_chk_file_abort(rv_chk_file *cf)
 
 /* ---- _metadata ---- */
 
-rv_err *rv_chk_write_metadata(const char *dir, const rv_chk_meta *meta)
+rv_err *rv_chk_write_sealed(const char *dir, const char *name, const char *magic, const void *data, size_t dlen)
 {
-    size_t plen = rivulet__checkpoint_metadata__get_packed_size(meta);
-    if (plen > META_MAX)
-        return rv_err_new(RV_ERR_INVALID, "checkpoint metadata of %zu bytes is too large", plen);
-    size_t len = 8 + 4 + plen + 8;
+    size_t len = 8 + 4 + dlen + 8;
     uint8_t *buf = rv_xmalloc(len);
-    memcpy(buf, META_MAGIC, 8);
-    uint32_t l32 = (uint32_t)plen;
+    memcpy(buf, magic, 8);
+    uint32_t l32 = (uint32_t)dlen;
     memcpy(buf + 8, &l32, 4);
-    rivulet__checkpoint_metadata__pack(meta, buf + 12);
-    uint64_t sum = XXH3_64bits(buf, 12 + plen);
-    memcpy(buf + 12 + plen, &sum, 8);
+    memcpy(buf + 12, data, dlen);
+    uint64_t sum = XXH3_64bits(buf, 12 + dlen);
+    memcpy(buf + 12 + dlen, &sum, 8);
     rv_chk_file *cf = NULL;
-    rv_err *err = rv_chk_file_open(dir, META_NAME, &cf);
+    rv_err *err = rv_chk_file_open(dir, name, &cf);
     if (!err) {
         uint64_t size, checksum;
         if (fwrite(buf, 1, len, rv_chk_file_stream(cf)) != len) {
-            err = rv_err_new(RV_ERR_IO, "writing %s/%s failed", dir, META_NAME);
+            err = rv_err_new(RV_ERR_IO, "writing %s/%s failed", dir, name);
             rv_chk_file_abort(cf);
         } else {
             err = rv_chk_file_commit(cf, &size, &checksum);
@@ -183,23 +180,20 @@ rv_err *rv_chk_write_metadata(const char *dir, const rv_chk_meta *meta)
     return err;
 }
 
-rv_err *rv_chk_read_metadata(const char *dir, rv_chk_meta **out)
+rv_err *rv_chk_read_sealed(const char *path, const char *magic, size_t max, void **out, size_t *out_len)
 {
-    char *path = rv_xasprintf("%s/%s", dir, META_NAME);
     char *data = NULL;
     size_t len = 0;
-    rv_err *err = rv_file_read(path, META_MAX + 20, &data, &len);
-    if (err) {
-        free(path);
+    rv_err *err = rv_file_read(path, max + 20, &data, &len);
+    if (err)
         return err;
-    }
     const uint8_t *p = (const uint8_t *)data;
     uint32_t plen = 0;
     if (len >= 12)
         memcpy(&plen, p + 8, 4);
     uint64_t sum = 0;
-    if (len < 20 || memcmp(p, META_MAGIC, 8) != 0) {
-        err = rv_err_new(RV_ERR_CORRUPT, "%s is not checkpoint metadata", path);
+    if (len < 20 || memcmp(p, magic, 8) != 0) {
+        err = rv_err_new(RV_ERR_CORRUPT, "%s is not a %.8s file", path, magic);
     } else if ((size_t)plen + 20 != len) {
         err = rv_err_new(RV_ERR_CORRUPT, "%s is truncated or has extra bytes", path);
     } else {
@@ -207,8 +201,36 @@ rv_err *rv_chk_read_metadata(const char *dir, rv_chk_meta **out)
         if (sum != XXH3_64bits(p, 12 + plen))
             err = rv_err_new(RV_ERR_CORRUPT, "%s is corrupt (checksum mismatch)", path);
     }
+    if (err) {
+        free(data);
+        return err;
+    }
+    memmove(data, data + 12, plen);
+    *out = data;
+    *out_len = plen;
+    return NULL;
+}
+
+rv_err *rv_chk_write_metadata(const char *dir, const rv_chk_meta *meta)
+{
+    size_t plen = rivulet__checkpoint_metadata__get_packed_size(meta);
+    if (plen > META_MAX)
+        return rv_err_new(RV_ERR_INVALID, "checkpoint metadata of %zu bytes is too large", plen);
+    uint8_t *buf = rv_xmalloc(plen ? plen : 1);
+    rivulet__checkpoint_metadata__pack(meta, buf);
+    rv_err *err = rv_chk_write_sealed(dir, META_NAME, META_MAGIC, buf, plen);
+    free(buf);
+    return err;
+}
+
+rv_err *rv_chk_read_metadata(const char *dir, rv_chk_meta **out)
+{
+    char *path = rv_xasprintf("%s/%s", dir, META_NAME);
+    void *data = NULL;
+    size_t plen = 0;
+    rv_err *err = rv_chk_read_sealed(path, META_MAGIC, META_MAX, &data, &plen);
     if (!err) {
-        rv_chk_meta *m = rivulet__checkpoint_metadata__unpack(NULL, plen, p + 12);
+        rv_chk_meta *m = rivulet__checkpoint_metadata__unpack(NULL, plen, data);
         if (!m)
             err = rv_err_new(RV_ERR_CORRUPT, "%s does not decode", path);
         for (size_t i = 0; m && !err && i < m->n_states; i++)

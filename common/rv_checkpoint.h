@@ -44,6 +44,14 @@ FILE *rv_chk_file_stream(rv_chk_file *cf);
 rv_err *rv_chk_file_commit(rv_chk_file *cf, uint64_t *size, uint64_t *checksum);
 void rv_chk_file_abort(rv_chk_file *cf); /* removes the temporary; accepts NULL */
 
+/* A small sealed file: 8 magic bytes, u32 little-endian length, the data,
+ * u64 XXH3 of every preceding byte. Written atomically as dir/name
+ * (temporary, fsync, rename); read back with every part checked (a
+ * damaged file is RV_ERR_CORRUPT naming the path). *out (malloc'd) holds
+ * the data. */
+rv_err *rv_chk_write_sealed(const char *dir, const char *name, const char *magic, const void *data, size_t len);
+rv_err *rv_chk_read_sealed(const char *path, const char *magic, size_t max, void **out, size_t *len);
+
 /* Writes dir/_metadata atomically (temporary, fsync, rename, fsync of the
  * directory): the checkpoint is complete once this returns. */
 rv_err *rv_chk_write_metadata(const char *dir, const rv_chk_meta *meta);

@@ -74,6 +74,8 @@ const char *rv_proto_body_name(const rv_envelope *env)
     case RIVULET__ENVELOPE__BODY_TRIGGER_CHECKPOINT: return "trigger_checkpoint";
     case RIVULET__ENVELOPE__BODY_CHECKPOINT_ACK: return "checkpoint_ack";
     case RIVULET__ENVELOPE__BODY_CHECKPOINT_COMPLETE: return "checkpoint_complete";
+    case RIVULET__ENVELOPE__BODY_SAVEPOINT_REQUEST: return "savepoint_request";
+    case RIVULET__ENVELOPE__BODY_DRAIN_JOB: return "drain_job";
     default: return "unknown";
     }
 }
@@ -310,6 +312,8 @@ static rv_err *check_submit_job(const Rivulet__SubmitJob *m)
 {
     rv_err *err = check_len("submit_job.job_file", m->job_file, MAX_PATH_LEN);
     if (!err)
+        err = check_len("submit_job.from_savepoint", m->from_savepoint, MAX_PATH_LEN);
+    if (!err)
         err = check_yaml("submit_job.job_yaml", m->job_yaml);
     if (!err)
         err = check_range("submit_job.parallelism", m->parallelism, 0, MAX_PARALLELISM);
@@ -356,6 +360,11 @@ static rv_err *check_body(const rv_envelope *env)
     case RIVULET__ENVELOPE__BODY_CHECKPOINT_ACK: return check_ack(env->checkpoint_ack);
     case RIVULET__ENVELOPE__BODY_CHECKPOINT_COMPLETE:
         return check_name("checkpoint_complete.job_id", env->checkpoint_complete->job_id);
+    case RIVULET__ENVELOPE__BODY_SAVEPOINT_REQUEST: {
+        rv_err *err = check_name("savepoint_request.job_id", env->savepoint_request->job_id);
+        return err ? err : check_len("savepoint_request.dir", env->savepoint_request->dir, MAX_PATH_LEN);
+    }
+    case RIVULET__ENVELOPE__BODY_DRAIN_JOB: return check_name("drain_job.job_id", env->drain_job->job_id);
     default: return bad("unknown body %d", (int)env->body_case);
     }
 }

@@ -41,26 +41,58 @@ static void clear_pending(job *j)
     free(k->pending_dir);
     k->pending_dir = NULL;
     k->pending = 0;
+    k->pending_savepoint = false;
     k->max_sync_us = 0;
 }
 
-void rv_coord_chk_abort(job *j, const char *why)
+/* Answers the client waiting for a savepoint (path, or the error). */
+static void answer_savepoint(rv_coord *c, job *j, const char *path, const char *error)
 {
-    if (!j->chk.pending)
-        return;
-    RV_LOG_WARN(TAG, "job %s: checkpoint %" PRIu64 " abandoned: %s", j->id, j->chk.pending, why);
-    clear_pending(j);
-    j->chk.last_end_ms = rv_now_ms();
+    job_chk *k = &j->chk;
+    Rivulet__Reply r = RIVULET__REPLY__INIT;
+    r.ok = error == NULL;
+    r.error = (char *)(error ? error : "");
+    r.job_id = j->id;
+    r.path = (char *)(path ? path : "");
+    rv_coord_reply(c, k->sp_pipe, k->sp_request_id, &r);
+    k->sp_requested = false;
+    k->sp_stop = false;
+    free(k->sp_parent);
+    k->sp_parent = NULL;
 }
 
-void rv_coord_chk_free(job *j) { clear_pending(j); }
+void rv_coord_chk_abort(rv_coord *c, job *j, const char *why)
+{
+    job_chk *k = &j->chk;
+    if (k->sp_requested && (k->pending_savepoint || !k->pending)) {
+        char msg[1200];
+        snprintf(msg, sizeof(msg), "savepoint of job %s failed: %s", j->id, why);
+        answer_savepoint(c, j, NULL, msg);
+    }
+    if (!k->pending)
+        return;
+    RV_LOG_WARN(TAG, "job %s: %s %" PRIu64 " abandoned: %s", j->id, k->pending_savepoint ? "savepoint" : "checkpoint",
+                k->pending, why);
+    clear_pending(j);
+    k->last_end_ms = rv_now_ms();
+}
+
+void rv_coord_chk_free(job *j)
+{
+    clear_pending(j);
+    free(j->chk.sp_parent);
+}
 
 static void trigger(rv_coord *c, job *j, int64_t now)
 {
     job_chk *k = &j->chk;
     uint64_t id = k->next_id++;
     k->pending = id;
-    k->pending_dir = rv_chk_dir(c->cfg.checkpoint_dir, j->id, id);
+    k->pending_savepoint = k->sp_requested;
+    if (k->sp_requested)
+        k->pending_dir = rv_xasprintf("%s/savepoint-%s-%" PRIu64, k->sp_parent, j->id, id);
+    else
+        k->pending_dir = rv_chk_dir(c->cfg.checkpoint_dir, j->id, id);
     k->pending_start_ms = now;
     k->last_trigger_ms = now;
     k->acked = rv_xcalloc((size_t)j->nsubtasks, sizeof(bool));
@@ -73,10 +105,8 @@ static void trigger(rv_coord *c, job *j, int64_t now)
     rv_proto_init(&env);
     env.body_case = RIVULET__ENVELOPE__BODY_TRIGGER_CHECKPOINT;
     env.trigger_checkpoint = &t;
-    for (int p = 0; p < j->nparts; p++)
-        if (c->tms[j->parts[p].tm].alive)
-            rv_coord_send(c, j->parts[p].tm, &env);
-    RV_LOG_DEBUG(TAG, "job %s: checkpoint %" PRIu64 " triggered", j->id, id);
+    rv_coord_send_parts(c, j, &env);
+    RV_LOG_DEBUG(TAG, "job %s: %s %" PRIu64 " triggered", j->id, k->pending_savepoint ? "savepoint" : "checkpoint", id);
 }
 
 void rv_coord_chk_tick(rv_coord *c, job *j, int64_t now)
@@ -89,11 +119,12 @@ void rv_coord_chk_tick(rv_coord *c, job *j, int64_t now)
         if (now - k->pending_start_ms > cc->timeout_ms) {
             char why[96];
             snprintf(why, sizeof(why), "not complete after %lld ms (checkpointing.timeout)", (long long)cc->timeout_ms);
-            rv_coord_chk_abort(j, why);
+            rv_coord_chk_abort(c, j, why);
         }
         return;
     }
-    if (now - k->last_trigger_ms >= cc->interval_ms && now - k->last_end_ms >= cc->min_pause_ms)
+    /* A savepoint goes first, without waiting for the interval. */
+    if (k->sp_requested || (now - k->last_trigger_ms >= cc->interval_ms && now - k->last_end_ms >= cc->min_pause_ms))
         trigger(c, j, now);
 }
 
@@ -109,9 +140,10 @@ static void complete(rv_coord *c, job *j)
     meta.states = k->handles;
     meta.n_states = k->nhandles;
     meta.job_yaml = j->yaml;
+    meta.savepoint = k->pending_savepoint;
     rv_err *err = rv_chk_write_metadata(k->pending_dir, &meta);
     if (err) {
-        rv_coord_chk_abort(j, rv_err_msg(err));
+        rv_coord_chk_abort(c, j, rv_err_msg(err));
         rv_err_free(err);
         return;
     }
@@ -119,14 +151,20 @@ static void complete(rv_coord *c, job *j)
     for (size_t i = 0; i < k->nhandles; i++)
         bytes += k->handles[i]->size;
     int64_t now = rv_now_ms();
-    RV_LOG_INFO(TAG, "job %s: checkpoint %" PRIu64 " complete in %lld ms (longest pause of a subtask %.1f ms), %" PRIu64 " bytes of state",
-                j->id, k->pending, (long long)(now - k->pending_start_ms), (double)k->max_sync_us / 1000.0, bytes);
+    RV_LOG_INFO(TAG, "job %s: %s %" PRIu64 " complete in %lld ms (longest pause of a subtask %.1f ms), %" PRIu64 " bytes of state",
+                j->id, k->pending_savepoint ? "savepoint" : "checkpoint", k->pending, (long long)(now - k->pending_start_ms),
+                (double)k->max_sync_us / 1000.0, bytes);
     uint64_t id = k->pending;
-    pthread_mutex_lock(&c->mu); /* read by status requests' copies */
+    bool stop = false;
+    if (k->pending_savepoint) {
+        RV_LOG_INFO(TAG, "job %s: savepoint written to %s", j->id, k->pending_dir);
+        stop = k->sp_stop;
+        answer_savepoint(c, j, k->pending_dir, NULL);
+    }
     k->last_id = id;
     k->last_ms = rv_wall_ms();
-    pthread_mutex_unlock(&c->mu);
     clear_pending(j);
+    rv_coord_persist(c, j);
     k->last_end_ms = now;
     if ((err = rv_chk_retain(c->cfg.checkpoint_dir, j->id, j->g->spec->checkpointing.retained))) {
         RV_LOG_WARN(TAG, "job %s: removing old checkpoints: %s", j->id, rv_err_msg(err));
@@ -140,9 +178,11 @@ static void complete(rv_coord *c, job *j)
     rv_proto_init(&env);
     env.body_case = RIVULET__ENVELOPE__BODY_CHECKPOINT_COMPLETE;
     env.checkpoint_complete = &m;
-    for (int p = 0; p < j->nparts; p++)
-        if (c->tms[j->parts[p].tm].alive)
-            rv_coord_send(c, j->parts[p].tm, &env);
+    rv_coord_send_parts(c, j, &env);
+    if (stop) {
+        j->stopped = true;
+        rv_coord_stop_parts(c, j);
+    }
 }
 
 /* A copy of h that outlives the message it came in. */
@@ -168,7 +208,7 @@ void rv_coord_chk_ack(rv_coord *c, job *j, const Rivulet__CheckpointAck *a)
     if (a->error[0]) {
         char why[1200];
         snprintf(why, sizeof(why), "subtask %u.%u: %s", (unsigned)a->task, (unsigned)a->subtask, a->error);
-        rv_coord_chk_abort(j, why);
+        rv_coord_chk_abort(c, j, why);
         return;
     }
     int s = rv_coord_subtask_index(j->g, (int)a->task, (int)a->subtask);
@@ -193,18 +233,24 @@ void rv_coord_chk_prepare_deploy(rv_coord *c, job *j)
     j->chk.last_trigger_ms = j->chk.last_end_ms = rv_now_ms();
     if (j->chk.next_id == 0)
         j->chk.next_id = 1;
-    if (!rv_coord_chk_on(c, j))
+    if (!rv_coord_chk_on(c, j)) {
+        if (j->initial_restore)
+            j->restore_dir = rv_xstrdup(j->initial_restore);
         return;
+    }
     uint64_t id = 0;
     char *dir = NULL;
     rv_chk_meta *meta = NULL;
     rv_err *err = rv_chk_latest(c->cfg.checkpoint_dir, j->id, &id, &dir, &meta);
     if (err) {
+        const char *from = j->initial_restore ? "its savepoint" : "the beginning";
         if (rv_err_code(err) != RV_ERR_NOT_FOUND)
-            RV_LOG_WARN(TAG, "job %s: %s; starting from the beginning", j->id, rv_err_msg(err));
+            RV_LOG_WARN(TAG, "job %s: %s; starting from %s", j->id, rv_err_msg(err), from);
         else if (j->attempt > 0)
-            RV_LOG_WARN(TAG, "job %s: no complete checkpoint yet; starting from the beginning", j->id);
+            RV_LOG_WARN(TAG, "job %s: no complete checkpoint yet; starting from %s", j->id, from);
         rv_err_free(err);
+        if (j->initial_restore)
+            j->restore_dir = rv_xstrdup(j->initial_restore);
         return;
     }
     rv_chk_meta_free(meta);
@@ -212,4 +258,70 @@ void rv_coord_chk_prepare_deploy(rv_coord *c, job *j)
     j->restore_dir = dir;
     if (id >= j->chk.next_id)
         j->chk.next_id = id + 1;
+}
+
+rv_err *rv_coord_chk_check_savepoint(const job *j, const char *dir, bool allow_non_restored)
+{
+    rv_chk_meta *meta = NULL;
+    rv_err *err = rv_chk_read_metadata(dir, &meta);
+    if (!err)
+        err = rv_chk_verify(dir, meta);
+    if (err) {
+        rv_chk_meta_free(meta);
+        return rv_err_wrap(err, "savepoint %s", dir);
+    }
+    const rv_jobspec *js = j->g->spec;
+    if ((int)meta->max_parallelism != js->max_parallelism)
+        err = rv_err_new(RV_ERR_INVALID,
+                         "savepoint %s was taken with max_parallelism %u, the job has %d: key groups cannot be "
+                         "redistributed across a different max_parallelism",
+                         dir, (unsigned)meta->max_parallelism, js->max_parallelism);
+    for (size_t i = 0; !err && !allow_non_restored && i < meta->n_states; i++) {
+        const Rivulet__StateHandle *h = meta->states[i];
+        bool found = false;
+        for (int n = 0; n < js->nnodes && !found; n++)
+            found = strcmp(js->nodes[n].id, h->node) == 0;
+        if (!found && (h->file[0] || h->operator_state.len))
+            err = rv_err_new(RV_ERR_INVALID,
+                             "savepoint %s has state of node '%s', which the job does not have (rename the node "
+                             "back, or pass --allow-non-restored-state to drop that state)",
+                             dir, h->node);
+    }
+    rv_chk_meta_free(meta);
+    return err;
+}
+
+rv_err *rv_coord_chk_savepoint(rv_coord *c, job *j, const Rivulet__SavepointRequest *r, uint32_t pipe,
+                               uint64_t request_id)
+{
+    job_chk *k = &j->chk;
+    if (j->state != RV_JOB_RUNNING)
+        return rv_err_new(RV_ERR_INVALID, "job %s is %s; savepoints are taken of RUNNING jobs", j->id,
+                          rv_job_state_name(j->state));
+    if (!rv_coord_chk_on(c, j))
+        return rv_err_new(RV_ERR_INVALID,
+                          "job %s has no 'checkpointing'; a savepoint needs it (sources record positions and "
+                          "two-phase sinks pre-commit at barriers only then)", j->id);
+    if (k->sp_requested)
+        return rv_err_new(RV_ERR_AGAIN, "job %s is already taking a savepoint", j->id);
+    k->sp_requested = true;
+    k->sp_parent = r->dir[0] ? rv_xstrdup(r->dir) : rv_xasprintf("%s/%s/savepoints", c->cfg.checkpoint_dir, j->id);
+    k->sp_stop = r->stop && !r->drain; /* a drained job ends by itself */
+    k->sp_pipe = pipe;
+    k->sp_request_id = request_id;
+    if (r->drain) {
+        j->stopped = true;
+        Rivulet__DrainJob d = RIVULET__DRAIN_JOB__INIT;
+        d.job_id = j->id;
+        d.attempt = j->attempt;
+        rv_envelope env;
+        rv_proto_init(&env);
+        env.body_case = RIVULET__ENVELOPE__BODY_DRAIN_JOB;
+        env.drain_job = &d;
+        rv_coord_send_parts(c, j, &env);
+    }
+    RV_LOG_INFO(TAG, "job %s: savepoint requested into %s%s", j->id, k->sp_parent,
+                r->drain ? " (draining first)" : r->stop ? " (then stopping)" : "");
+    rv_coord_chk_tick(c, j, rv_now_ms());
+    return NULL;
 }

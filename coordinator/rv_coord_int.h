@@ -59,6 +59,13 @@ typedef struct job_chk {
     int64_t last_trigger_ms, last_end_ms;
     uint64_t last_id;        /* latest completed */
     int64_t last_ms;
+    bool pending_savepoint;  /* the pending one is a savepoint */
+    /* a savepoint requested by a client, answered when it completes */
+    bool sp_requested;
+    char *sp_parent;         /* where it goes (savepoint-<job>-<id> below) */
+    bool sp_stop;            /* then stop the job */
+    uint32_t sp_pipe;
+    uint64_t sp_request_id;
 } job_chk;
 
 typedef struct job {
@@ -83,6 +90,8 @@ typedef struct job {
     bool restarting;       /* stopping the attempt that failed, or waiting to redeploy */
     int64_t restart_at_ms; /* redeploy no earlier than this */
     char *restore_dir;     /* what the next deployment resumes from (NULL: a fresh start) */
+    char *initial_restore; /* the savepoint it was submitted from, used until it has a checkpoint */
+    bool stopped;          /* ended by `stop`: FINISHED, not CANCELED */
     job_chk chk;
     struct job *next;
 } job;
@@ -106,6 +115,13 @@ struct rv_coord {
 
 /* rv_coordinator.c */
 void rv_coord_send(rv_coord *c, int tm, rv_envelope *env);
+void rv_coord_reply(rv_coord *c, uint32_t pipe, uint64_t request_id, Rivulet__Reply *r);
+/* Sends a job message of the current attempt to every part on a live task manager. */
+void rv_coord_send_parts(rv_coord *c, job *j, rv_envelope *env);
+/* Stops the job's parts (cancel); the job ends when they have. */
+void rv_coord_stop_parts(rv_coord *c, job *j);
+/* Writes the job's record to the state directory (if the coordinator has one). */
+void rv_coord_persist(rv_coord *c, job *j);
 int rv_coord_subtask_index(const rv_job_graph *g, int task, int subtask);
 
 /* ---- rv_coord_chk.c ---- */
@@ -116,10 +132,19 @@ void rv_coord_chk_tick(rv_coord *c, job *j, int64_t now_ms);
 /* A task manager acknowledged its part of a checkpoint. */
 void rv_coord_chk_ack(rv_coord *c, job *j, const Rivulet__CheckpointAck *a);
 /* Gives up the checkpoint in progress (the job stops or restarts). */
-void rv_coord_chk_abort(job *j, const char *why);
+void rv_coord_chk_abort(rv_coord *c, job *j, const char *why);
+/* A client asks for a savepoint (see SavepointRequest); the reply to
+ * (pipe, request_id) comes when it is complete or failed. An error here
+ * means it cannot start (the caller replies). */
+rv_err *rv_coord_chk_savepoint(rv_coord *c, job *j, const Rivulet__SavepointRequest *r, uint32_t pipe,
+                               uint64_t request_id);
 void rv_coord_chk_free(job *j);
 /* Before a (re)deployment: picks the latest intact checkpoint to resume
  * from (j->restore_dir) and the next checkpoint id. */
 void rv_coord_chk_prepare_deploy(rv_coord *c, job *j);
+/* Checks that a savepoint (or checkpoint) directory is complete and fits
+ * the job: every node with state there exists in the job, unless
+ * allow_non_restored. */
+rv_err *rv_coord_chk_check_savepoint(const job *j, const char *dir, bool allow_non_restored);
 
 #endif

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rv_coord_store.h"
 #include "rv_ctl.h"
 #include "rv_graph.h"
 #include "rv_jobspec.h"
@@ -26,6 +27,7 @@ const rv_cfg_key rv_coord_config_keys[] = {
     {"heartbeat_interval", RV_CFG_DURATION, "1s", offsetof(rv_coord_config, heartbeat_interval_ms), "How often task managers send heartbeats.", NULL, 0, 10, 600000},
     {"heartbeat_timeout", RV_CFG_DURATION, "10s", offsetof(rv_coord_config, heartbeat_timeout_ms), "A task manager silent this long is lost (a closed connection is noticed at once).", NULL, 0, 50, 3600000},
     {"slot_wait_timeout", RV_CFG_DURATION, "30s", offsetof(rv_coord_config, slot_wait_timeout_ms), "How long a job waits for enough free slots before it fails.", NULL, 0, 0, 86400000},
+    {"state_dir", RV_CFG_STRING, NULL, offsetof(rv_coord_config, state_dir), "Durable directory for job definitions and their latest checkpoints: a coordinator restarted on it resumes its unfinished jobs from their latest checkpoints once task managers register. Also --state-dir.", NULL, 0, 0, 0},
     {"checkpoint_dir", RV_CFG_STRING, NULL, offsetof(rv_coord_config, checkpoint_dir), "Checkpoint storage: `<dir>/<job id>/chk-<n>/`. Every task manager must see the same directory (one machine, or a shared file system). Required by jobs with `checkpointing`. Also --checkpoint-dir.", NULL, 0, 0, 0},
 };
 const size_t rv_coord_config_nkeys = sizeof(rv_coord_config_keys) / sizeof(rv_coord_config_keys[0]);
@@ -105,6 +107,75 @@ static int find_tm_by_pipe(rv_coord *c, uint32_t pipe)
     return -1;
 }
 
+static rv_err *plan_job(rv_coord *c, const char *id, const char *file, const char *yaml, size_t len, int parallelism,
+                        job **out);
+static void add_job(rv_coord *c, job *j);
+
+void rv_coord_persist(rv_coord *c, job *j)
+{
+    if (!c->cfg.state_dir)
+        return;
+    rv_job_record r = RIVULET__JOB_RECORD__INIT;
+    r.job_id = j->id;
+    r.name = j->name;
+    r.file = j->file;
+    r.yaml = j->yaml;
+    r.parallelism = (uint32_t)(j->parallelism > 0 ? j->parallelism : 0);
+    r.state = (char *)rv_job_state_name(j->state);
+    r.error = j->error ? j->error : "";
+    r.submit_ms = j->submit_ms;
+    r.start_ms = j->start_ms;
+    r.end_ms = j->end_ms;
+    r.attempt = j->attempt;
+    r.restarts = (uint32_t)j->restarts;
+    r.last_failure = j->last_failure ? j->last_failure : "";
+    r.next_checkpoint = j->chk.next_id;
+    r.last_checkpoint = j->chk.last_id;
+    r.last_checkpoint_ms = j->chk.last_ms;
+    r.initial_restore = j->initial_restore ? j->initial_restore : "";
+    rv_err *err = rv_coord_store_put(c->cfg.state_dir, &r);
+    if (err) {
+        RV_LOG_WARN(TAG, "job %s: cannot record it in the state directory: %s", j->id, rv_err_msg(err));
+        rv_err_free(err);
+    }
+}
+
+/* A job recorded by an earlier coordinator: ended ones are listed, the
+ * others resume from their latest checkpoint once there are slots. */
+static void load_job(rv_coord *c, const rv_job_record *r)
+{
+    job *j = NULL;
+    rv_err *err = plan_job(c, r->job_id, r->file, r->yaml, strlen(r->yaml), (int)r->parallelism, &j);
+    if (err) {
+        RV_LOG_WARN(TAG, "cannot resume job %s (%s): %s", r->job_id, r->name, rv_err_msg(err));
+        rv_err_free(err);
+        return;
+    }
+    j->submit_ms = r->submit_ms;
+    j->start_ms = r->start_ms;
+    j->end_ms = r->end_ms;
+    j->error = r->error[0] ? rv_xstrdup(r->error) : NULL;
+    j->restarts = (int)r->restarts;
+    j->last_failure = r->last_failure[0] ? rv_xstrdup(r->last_failure) : NULL;
+    j->initial_restore = r->initial_restore[0] ? rv_xstrdup(r->initial_restore) : NULL;
+    j->chk.next_id = r->next_checkpoint;
+    j->chk.last_id = r->last_checkpoint;
+    j->chk.last_ms = r->last_checkpoint_ms;
+    j->attempt = r->attempt + 1;
+    j->state = RV_JOB_FAILED;
+    for (rv_job_state s = RV_JOB_FINISHED; s <= RV_JOB_CANCELED; s++)
+        if (strcmp(r->state, rv_job_state_name(s)) == 0)
+            j->state = s;
+    if (!rv_job_state_final(j->state)) {
+        j->state = RV_JOB_RESTARTING;
+        j->restarting = true;
+        j->restart_at_ms = rv_wall_ms();
+        j->wait_deadline_ms = j->restart_at_ms + c->cfg.slot_wait_timeout_ms;
+        RV_LOG_INFO(TAG, "job %s (%s) resumes from its latest checkpoint once task managers register", j->id, j->name);
+    }
+    add_job(c, j);
+}
+
 static void set_state(rv_coord *c, job *j, rv_job_state s, const char *error)
 {
     pthread_mutex_lock(&c->mu);
@@ -115,6 +186,7 @@ static void set_state(rv_coord *c, job *j, rv_job_state s, const char *error)
         j->end_ms = rv_wall_ms();
     pthread_cond_broadcast(&c->changed);
     pthread_mutex_unlock(&c->mu);
+    rv_coord_persist(c, j);
     if (s == RV_JOB_FAILED)
         RV_LOG_WARN(TAG, "job %s (%s) is FAILED: %s", j->id, j->name, j->error ? j->error : "?");
     else
@@ -153,6 +225,21 @@ static void send_job_msg(rv_coord *c, int tm, const char *job_id, uint32_t attem
 
 static void try_schedule_all(rv_coord *c);
 
+void rv_coord_send_parts(rv_coord *c, job *j, rv_envelope *env)
+{
+    for (int p = 0; p < j->nparts; p++)
+        if (c->tms[j->parts[p].tm].alive)
+            rv_coord_send(c, j->parts[p].tm, env);
+}
+
+void rv_coord_stop_parts(rv_coord *c, job *j)
+{
+    for (int p = 0; p < j->nparts; p++)
+        if (!j->parts[p].done && c->tms[j->parts[p].tm].alive)
+            send_job_msg(c, j->parts[p].tm, j->id, j->attempt, false);
+}
+static void job_free(job *j);
+
 /* Frees the slots of the job's current attempt on its task managers. */
 static void release_parts(rv_coord *c, job *j)
 {
@@ -179,7 +266,7 @@ static int64_t restart_delay(const rv_restart_conf *r, int n)
 static void schedule_restart(rv_coord *c, job *j)
 {
     release_parts(c, j);
-    rv_coord_chk_abort(j, "the job is restarting");
+    rv_coord_chk_abort(c, j, "the job is restarting");
     free(j->parts);
     j->parts = NULL;
     j->nparts = 0;
@@ -202,14 +289,14 @@ static void finish_job(rv_coord *c, job *j)
         schedule_restart(c, j);
         return;
     }
-    rv_coord_chk_abort(j, "the job ended");
+    rv_coord_chk_abort(c, j, "the job ended");
     release_parts(c, j);
     /* A cancel that raced with the end of the job changes nothing: only a
      * part that actually stopped early makes it CANCELED. */
     rv_job_state s = RV_JOB_FINISHED;
     if (j->error)
         s = RV_JOB_FAILED;
-    else if (j->part_canceled)
+    else if (j->part_canceled && !j->stopped)
         s = RV_JOB_CANCELED;
     set_state(c, j, s, NULL);
     try_schedule_all(c);
@@ -251,16 +338,12 @@ static void fail_job(rv_coord *c, job *j, const char *error)
     if (restart) {
         RV_LOG_WARN(TAG, "job %s (%s) failed: %s; restarting", j->id, j->name, error);
         set_state(c, j, RV_JOB_RESTARTING, NULL);
-        for (int p = 0; p < j->nparts; p++)
-            if (!j->parts[p].done && c->tms[j->parts[p].tm].alive)
-                send_job_msg(c, j->parts[p].tm, j->id, j->attempt, false);
+        rv_coord_stop_parts(c, j);
         return;
     }
     if (j->state == RV_JOB_RUNNING || j->state == RV_JOB_CANCELING) {
         set_state(c, j, RV_JOB_CANCELING, NULL);
-        for (int p = 0; p < j->nparts; p++)
-            if (!j->parts[p].done && c->tms[j->parts[p].tm].alive)
-                send_job_msg(c, j->parts[p].tm, j->id, j->attempt, false);
+        rv_coord_stop_parts(c, j);
     }
 }
 
@@ -469,10 +552,10 @@ static void tm_lost(rv_coord *c, int tm, const char *why)
 
 /* ---- job creation ---- */
 
-static rv_err *create_job(rv_coord *c, const char *file, const char *yaml, size_t len, int parallelism, job **out)
+/* Plans job text; the job structure is not yet in the table. */
+static rv_err *plan_job(rv_coord *c, const char *id, const char *file, const char *yaml, size_t len, int parallelism,
+                        job **out)
 {
-    if (c->stopping)
-        return rv_err_new(RV_ERR_CLOSED, "the coordinator is stopping");
     rv_jobspec *js = NULL;
     rv_err *err = rv_jobspec_parse(yaml, len, file, &js);
     if (!err && parallelism > 0)
@@ -490,8 +573,6 @@ static rv_err *create_job(rv_coord *c, const char *file, const char *yaml, size_
         return err;
     }
     job *j = rv_xcalloc(1, sizeof(*j));
-    char id[40];
-    snprintf(id, sizeof(id), "%08x%04x%04x", (unsigned)time(NULL), c->id_salt & 0xffff, ++c->seq & 0xffff);
     j->id = rv_xstrdup(id);
     j->name = rv_xstrdup(js->name);
     j->file = rv_xstrdup(file);
@@ -502,14 +583,42 @@ static rv_err *create_job(rv_coord *c, const char *file, const char *yaml, size_
     j->slots = rv_job_graph_slots(j->g);
     j->nsubtasks = rv_job_graph_nsubtasks(j->g);
     j->metrics = rv_xcalloc((size_t)j->nsubtasks, sizeof(rv_subtask_metrics));
-    j->submit_ms = rv_wall_ms();
-    j->wait_deadline_ms = j->submit_ms + c->cfg.slot_wait_timeout_ms;
-    j->state = RV_JOB_CREATED;
+    *out = j;
+    return NULL;
+}
+
+static void add_job(rv_coord *c, job *j)
+{
     pthread_mutex_lock(&c->mu);
     j->next = c->jobs;
     c->jobs = j;
     pthread_mutex_unlock(&c->mu);
-    RV_LOG_INFO(TAG, "job %s (%s) submitted: %d subtasks, needs %d slot(s)", j->id, j->name, j->nsubtasks, j->slots);
+}
+
+static rv_err *create_job(rv_coord *c, const char *file, const char *yaml, size_t len, int parallelism,
+                          const char *from_savepoint, bool allow_non_restored, job **out)
+{
+    if (c->stopping)
+        return rv_err_new(RV_ERR_CLOSED, "the coordinator is stopping");
+    char id[40];
+    snprintf(id, sizeof(id), "%08x%04x%04x", (unsigned)time(NULL), c->id_salt & 0xffff, ++c->seq & 0xffff);
+    job *j = NULL;
+    rv_err *err = plan_job(c, id, file, yaml, len, parallelism, &j);
+    if (!err && from_savepoint && from_savepoint[0] &&
+        !(err = rv_coord_chk_check_savepoint(j, from_savepoint, allow_non_restored)))
+        j->initial_restore = rv_xstrdup(from_savepoint);
+    if (err) {
+        if (j)
+            job_free(j);
+        return err;
+    }
+    j->submit_ms = rv_wall_ms();
+    j->wait_deadline_ms = j->submit_ms + c->cfg.slot_wait_timeout_ms;
+    j->state = RV_JOB_CREATED;
+    add_job(c, j);
+    RV_LOG_INFO(TAG, "job %s (%s) submitted: %d subtasks, needs %d slot(s)%s%s", j->id, j->name, j->nsubtasks, j->slots,
+                j->initial_restore ? ", from savepoint " : "", j->initial_restore ? j->initial_restore : "");
+    rv_coord_persist(c, j);
     *out = j;
     return NULL;
 }
@@ -531,9 +640,7 @@ static rv_err *cancel_job(rv_coord *c, const char *id)
         return NULL;
     }
     set_state(c, j, RV_JOB_CANCELING, NULL);
-    for (int p = 0; p < j->nparts; p++)
-        if (!j->parts[p].done && c->tms[j->parts[p].tm].alive)
-            send_job_msg(c, j->parts[p].tm, j->id, j->attempt, false);
+    rv_coord_stop_parts(c, j);
     return NULL;
 }
 
@@ -657,7 +764,7 @@ static void free_job_info(Rivulet__JobInfo *info)
     free(info->subtasks);
 }
 
-static void send_reply(rv_coord *c, uint32_t pipe, uint64_t request_id, Rivulet__Reply *r)
+void rv_coord_reply(rv_coord *c, uint32_t pipe, uint64_t request_id, Rivulet__Reply *r)
 {
     rv_envelope env;
     rv_proto_init(&env);
@@ -682,7 +789,8 @@ static void handle_client(rv_coord *c, const rv_envelope *env, uint32_t pipe)
         const Rivulet__SubmitJob *s = env->submit_job;
         job *j = NULL;
         /* `--set` overrides are applied by the CLI before sending. */
-        err = create_job(c, s->job_file, s->job_yaml, strlen(s->job_yaml), (int)s->parallelism, &j);
+        err = create_job(c, s->job_file, s->job_yaml, strlen(s->job_yaml), (int)s->parallelism, s->from_savepoint,
+                         s->allow_non_restored_state, &j);
         if (!err) {
             r.job_id = j->id;
             try_schedule_all(c);
@@ -714,13 +822,21 @@ static void handle_client(rv_coord *c, const rv_envelope *env, uint32_t pipe)
     case RIVULET__ENVELOPE__BODY_CANCEL_REQUEST:
         err = cancel_job(c, env->cancel_request->job_id);
         break;
+    case RIVULET__ENVELOPE__BODY_SAVEPOINT_REQUEST: {
+        job *j = find_job(c, env->savepoint_request->job_id);
+        if (!j)
+            err = rv_err_new(RV_ERR_NOT_FOUND, "no job with id %s", env->savepoint_request->job_id);
+        else if (!(err = rv_coord_chk_savepoint(c, j, env->savepoint_request, pipe, env->request_id)))
+            return; /* answered when the savepoint completes or fails */
+        break;
+    }
     default:
         err = rv_err_new(RV_ERR_INVALID, "unexpected %s from a client", rv_proto_body_name(env));
         break;
     }
     r.ok = err == NULL;
     r.error = err ? (char *)rv_err_msg(err) : "";
-    send_reply(c, pipe, env->request_id, &r);
+    rv_coord_reply(c, pipe, env->request_id, &r);
     rv_err_free(err);
     if (infos) {
         for (size_t k = 0; k < r.n_jobs; k++)
@@ -786,7 +902,8 @@ static void handle_net(rv_coord *c, rv_envelope *env, uint32_t pipe)
     case RIVULET__ENVELOPE__BODY_SUBMIT_JOB:
     case RIVULET__ENVELOPE__BODY_LIST_JOBS:
     case RIVULET__ENVELOPE__BODY_GET_JOB:
-    case RIVULET__ENVELOPE__BODY_CANCEL_REQUEST: handle_client(c, env, pipe); break;
+    case RIVULET__ENVELOPE__BODY_CANCEL_REQUEST:
+    case RIVULET__ENVELOPE__BODY_SAVEPOINT_REQUEST: handle_client(c, env, pipe); break;
     default:
         RV_LOG_WARN(TAG, "unexpected %s on connection %u; dropping it", rv_proto_body_name(env), (unsigned)pipe);
         rv_ctl_drop(c->ctl, pipe);
@@ -854,7 +971,7 @@ static void *loop(void *arg)
         }
         case MSG_SUBMIT: {
             job *j = NULL;
-            m->err = create_job(c, m->file, m->yaml, m->len, m->parallelism, &j);
+            m->err = create_job(c, m->file, m->yaml, m->len, m->parallelism, NULL, false, &j);
             if (!m->err) {
                 m->reply_id = rv_xstrdup(j->id);
                 try_schedule_all(c);
@@ -904,6 +1021,7 @@ rv_err *rv_coord_new(const rv_coord_config *cfg, rv_coord **out)
     c->cfg = *cfg;
     c->cfg.listen = rv_xstrdup(cfg->listen ? cfg->listen : "tcp://127.0.0.1:6123");
     c->cfg.checkpoint_dir = cfg->checkpoint_dir && cfg->checkpoint_dir[0] ? rv_xstrdup(cfg->checkpoint_dir) : NULL;
+    c->cfg.state_dir = cfg->state_dir && cfg->state_dir[0] ? rv_xstrdup(cfg->state_dir) : NULL;
     c->id_salt = (unsigned)(rv_now_ns() ^ ((int64_t)getpid() << 16)) * 2654435761u >> 16;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
@@ -912,6 +1030,17 @@ rv_err *rv_coord_new(const rv_coord_config *cfg, rv_coord **out)
     rv_err *err = rv_ctl_listen(c->cfg.listen, &h, &c->ctl);
     if (err)
         goto fail;
+    if (c->cfg.state_dir) {
+        rv_job_record **recs = NULL;
+        size_t n = 0;
+        if ((err = rv_coord_store_load(c->cfg.state_dir, &recs, &n))) {
+            rv_ctl_close(c->ctl);
+            goto fail;
+        }
+        for (size_t i = 0; i < n; i++)
+            load_job(c, recs[i]);
+        rv_coord_store_free(recs, n);
+    }
     int rc = pthread_create(&c->thread, NULL, loop, c);
     if (rc != 0) {
         err = rv_err_new(RV_ERR_INTERNAL, "cannot start the coordinator thread: %s", strerror(rc));
@@ -927,6 +1056,7 @@ fail:
     pthread_mutex_destroy(&c->mu);
     free(c->cfg.listen);
     free(c->cfg.checkpoint_dir);
+    free(c->cfg.state_dir);
     free(c);
     return rv_err_wrap(err, "starting the coordinator");
 }
@@ -1013,6 +1143,7 @@ static void job_free(job *j)
     free(j->error);
     free(j->last_failure);
     free(j->restore_dir);
+    free(j->initial_restore);
     rv_coord_chk_free(j);
     free(j->slot_tm);
     free(j->parts);
@@ -1072,5 +1203,6 @@ void rv_coord_free(rv_coord *c)
     pthread_mutex_destroy(&c->mu);
     free(c->cfg.listen);
     free(c->cfg.checkpoint_dir);
+    free(c->cfg.state_dir);
     free(c);
 }

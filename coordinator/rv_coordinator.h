@@ -47,6 +47,7 @@ typedef struct rv_coord_config {
     int64_t heartbeat_timeout_ms;  /* silence after which a task manager is lost */
     int64_t slot_wait_timeout_ms;  /* how long a job waits for free slots */
     char *checkpoint_dir;          /* checkpoint root (<dir>/<job>/chk-<n>); NULL: jobs cannot checkpoint */
+    char *state_dir;               /* durable job records; NULL: jobs do not survive a coordinator restart */
 } rv_coord_config;
 
 /* The config table of the coordinator (daemon YAML keys and docs). */

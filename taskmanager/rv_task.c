@@ -40,6 +40,7 @@ rv_job_run *rv_job_run_new(const char *job_id, rv_job_graph *g, const char *tm_n
     jr->state_dir = rv_xasprintf("%s/%s", state_dir, job_id);
     jr->g = g;
     atomic_init(&jr->cancel, false);
+    atomic_init(&jr->drain, false);
     pthread_mutex_init(&jr->mu, NULL);
     rv_job_chk_init(&jr->chk);
     return jr;
@@ -65,6 +66,7 @@ void rv_job_run_free(rv_job_run *jr)
 }
 
 void rv_job_run_cancel(rv_job_run *jr) { atomic_store(&jr->cancel, true); }
+void rv_job_run_drain(rv_job_run *jr) { atomic_store(&jr->drain, true); }
 
 void rv_job_run_fail(rv_job_run *jr, rv_err *err)
 {
@@ -526,6 +528,9 @@ static rv_code run_source(rv_subtask *st)
     for (;;) {
         if (canceled(st))
             return RV_ERR_CANCELED;
+        /* Drained before a checkpoint triggered after the drain request. */
+        if (atomic_load(&st->jr->drain))
+            return end_of_input(st, 1);
         if ((rc0 = checkpoint_point(st, true)) != RV_OK)
             return rc0;
         int64_t t0 = rv_now_ns();

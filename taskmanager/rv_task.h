@@ -72,6 +72,9 @@ rv_err *rv_job_run_set_checkpointing(rv_job_run *jr, const char *root, const cha
 void rv_job_run_trigger(rv_job_run *jr, uint64_t id, const char *dir);
 /* Checkpoint id is complete (two-phase sinks publish). Any thread. */
 void rv_job_run_complete(rv_job_run *jr, uint64_t id);
+/* The job's sources end now, as if their input were exhausted (stop
+ * --drain): every window fires and the job finishes. Any thread. */
+void rv_job_run_drain(rv_job_run *jr);
 
 rv_subtask *rv_subtask_new(rv_job_run *jr, int task, int index);
 /* Wiring before start. The subtask does not own channels (the task

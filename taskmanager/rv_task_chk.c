@@ -366,6 +366,10 @@ rv_err *rv_subtask_restore(rv_subtask *st)
         rv_err *err = NULL;
         if (op->kstate && (err = restore_keyed(st, op)))
             return rv_err_wrap(err, "restoring '%s'", op->node->id);
+        /* Restored processing-time timers need a wake-up of the runtime
+         * (a timer at t fires at the wake-up t + 1, as operators set them). */
+        if (op->kstate && rv_timer_count(op->kstate, RV_TIMER_PROCESSING) > 0)
+            rv_ctx_timer_at(&op->ctx, rv_timer_next(op->kstate, RV_TIMER_PROCESSING) + 1);
         rv_op_state *states = rv_xcalloc(c->restore->n_states + 1, sizeof(*states));
         int n = 0;
         bool source = k == 0 && op->pl->kind == RV_PLUGIN_SOURCE;

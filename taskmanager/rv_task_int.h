@@ -32,6 +32,7 @@ struct rv_job_run {
     char *state_dir; /* <task manager state dir>/<job id> */
     rv_job_graph *g;
     atomic_bool cancel;
+    atomic_bool drain;
     pthread_mutex_t mu;
     rv_err *err;
     /* the subtasks of this run here, to wake them (checkpoints) */

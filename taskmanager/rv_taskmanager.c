@@ -324,6 +324,15 @@ void rv_tm_checkpoint_complete(rv_tm *tm, const char *job_id, uint64_t id)
     pthread_mutex_unlock(&tm->mu);
 }
 
+void rv_tm_drain(rv_tm *tm, const char *job_id)
+{
+    pthread_mutex_lock(&tm->mu);
+    tm_job *j = find(tm, job_id, NULL);
+    if (j)
+        rv_job_run_drain(j->run);
+    pthread_mutex_unlock(&tm->mu);
+}
+
 void rv_tm_cancel(rv_tm *tm, const char *job_id)
 {
     pthread_mutex_lock(&tm->mu);

@@ -289,6 +289,12 @@ static void on_msg(void *arg, rv_envelope *env, uint32_t pipe)
         free(run);
         break;
     }
+    case RIVULET__ENVELOPE__BODY_DRAIN_JOB: {
+        char *run = run_id(env->drain_job->job_id, env->drain_job->attempt);
+        rv_tm_drain(c->tm, run);
+        free(run);
+        break;
+    }
     case RIVULET__ENVELOPE__BODY_CHECKPOINT_COMPLETE: {
         const Rivulet__CheckpointComplete *t = env->checkpoint_complete;
         char *run = run_id(t->job_id, t->attempt);

@@ -1048,7 +1048,13 @@ static rv_code wagg_on_timer(void *state, rv_op_ctx *ctx, int64_t when_ms)
     wagg_state *st = state;
     if (!st->sp.processing)
         return RV_OK;
-    return fire_timers(st, ctx, when_ms - 1);
+    rv_code rc = fire_timers(st, ctx, when_ms - 1);
+    /* Windows restored from a checkpoint have no wake-up of their own:
+     * chain them, one after the other. */
+    int64_t next = rv_timer_next(st->s, RV_TIMER_PROCESSING);
+    if (rc == RV_OK && next != INT64_MAX)
+        rv_ctx_timer_at(ctx, next + 1);
+    return rc;
 }
 
 static rv_code wagg_finish(void *state, rv_op_ctx *ctx)

@@ -10,7 +10,33 @@
  * offset when a rescan every poll_interval sees them grow; an unterminated
  * last line stays unread until its newline arrives. A file that shrank was
  * truncated and is read again from the start; a file whose inode changed
- * was replaced and is read from the start. */
+ * was replaced and is read from the start. A CSV file whose header was
+ * rejected keeps rejecting its rows (until it is truncated or replaced).
+ *
+ * Checkpoints: snapshot() writes, for every file of the instance that it
+ * has started on, its name (as listed: the file name in a directory, the
+ * path otherwise), inode, the byte offset of the first line not yet
+ * emitted (lines the reader has buffered but not returned are not
+ * counted, nor is an unterminated last line in follow mode), the line
+ * count (for `path:line` of bad records), whether it is finished (bounded
+ * mode) or inside a too-long line being skipped, and the CSV header state
+ * (the accepted header line, or that it was rejected). A poll emits whole
+ * batches and the snapshot comes between polls, so every line up to the
+ * offset has been emitted (or reported as a bad record) and none after it.
+ * The blob (integers little-endian):
+ *   "RVFL" | u8 version (1) | u32 n | n x (u32 name length | name | u64 inode
+ *   | u64 offset | u64 line count | u8 flags (1 finished, 2 skipping a long
+ *   line, 4 has header, 8 header rejected) | [u32 length | header line])
+ * Files not started are not written: no entry means "from the start".
+ * restore() merges the entries of all old instances (any parallelism) and
+ * applies those of the files this instance owns now under the current
+ * assignment (k % P or the name hash, as above); the other files start
+ * from 0. A finished file stays finished (bounded mode; follow mode reads
+ * on from the offset). An unfinished file whose inode changed, or that is
+ * now shorter than its offset, is read from the start, with a warning. A
+ * file named in the state that is gone is skipped with a warning. A
+ * corrupt or truncated blob fails the restore with an error naming the
+ * source. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +55,7 @@
 #include "rv_log.h"
 #include "rv_mem.h"
 #include "rv_plugin.h"
+#include "rv_record.h" /* rv_buf */
 
 #define MAX_SLEEP_MS 20
 
@@ -53,7 +80,9 @@ typedef struct src_file {
     ino_t ino;
     char *header;    /* CSV header line once read */
     size_t header_len;
+    bool header_bad; /* CSV: the header line was rejected */
     bool pending;    /* has (maybe) unread data */
+    bool done;       /* bounded: read to its end */
 } src_file;
 
 typedef struct file_state {
@@ -204,6 +233,7 @@ static void check_files(file_state *st)
             f->offset = f->seen = f->lineno = 0;
             free(f->header);
             f->header = NULL;
+            f->header_bad = false;
             f->pending = sb.st_size > 0;
         } else if ((uint64_t)sb.st_size > f->seen) {
             f->pending = true;
@@ -254,8 +284,11 @@ static bool open_next(file_state *st, rv_op_ctx *ctx, bool *failed)
     while (!st->cur) {
         src_file *f = NULL;
         if (!st->cfg->follow) {
-            if (st->next < st->nfiles)
+            while (st->next < st->nfiles && !f) {
                 f = &st->files[st->next++];
+                if (f->done) /* finished before a checkpoint we resumed from */
+                    f = NULL;
+            }
         } else {
             for (size_t k = 0; k < st->nfiles && !f; k++)
                 if (st->files[k].pending)
@@ -282,6 +315,11 @@ static bool open_next(file_state *st, rv_op_ctx *ctx, bool *failed)
         const char *why = NULL;
         if (!rv_line_decoder_restart(&st->dec, f->header, f->header_len, &why))
             RV_LOG_WARN(st->tag, "%s: %s", f->path, why);
+        else if (f->header_bad && !f->header) {
+            /* Its header was rejected: its rows still are. */
+            st->dec.need_header = false;
+            st->dec.header_bad = true;
+        }
         st->fd = fd;
         st->cur = f;
         st->lr = rv_line_reader_new(fd, (size_t)st->cfg->max_line_bytes, st->cfg->follow);
@@ -311,7 +349,9 @@ static bool on_line(file_state *st, rv_op_ctx *ctx, rv_line_status ls, const cha
     f->lineno++;
     const char *reason = NULL;
     size_t raw_len = 0;
-    switch (rv_line_decode(&st->dec, ls, line, len, st->b, &reason, &raw_len)) {
+    rv_dec_result res = rv_line_decode(&st->dec, ls, line, len, st->b, &reason, &raw_len);
+    f->header_bad = st->dec.header_bad;
+    switch (res) {
     case RV_DEC_ROW:
     case RV_DEC_EMPTY: return true;
     case RV_DEC_HEADER:
@@ -352,6 +392,8 @@ static rv_src_status file_poll(void *state, rv_op_ctx *ctx)
                                         st->cur->path, rv_line_reader_error(st->lr)));
             return RV_SRC_FAILED;
         } else {
+            if (!st->cfg->follow)
+                st->cur->done = true;
             close_cur(st); /* end of this file (for now) */
         }
     }
@@ -387,6 +429,258 @@ static rv_src_status file_poll(void *state, rv_op_ctx *ctx)
     if (wait > 0)
         poll(NULL, 0, (int)(wait < MAX_SLEEP_MS ? wait : MAX_SLEEP_MS));
     return RV_SRC_IDLE;
+}
+
+/* ---- checkpoints ---- */
+
+#define STATE_MAGIC "RVFL"
+#define STATE_VERSION 1
+#define F_DONE 1u
+#define F_SKIPPING 2u
+#define F_HEADER 4u
+#define F_HEADER_BAD 8u
+
+static void put_le(rv_buf *out, uint64_t v, int n)
+{
+    unsigned char b[8];
+    for (int k = 0; k < n; k++)
+        b[k] = (unsigned char)(v >> (8 * k));
+    rv_buf_append(out, b, (size_t)n);
+}
+
+static rv_err *file_snapshot(void *state, rv_op_ctx *ctx, uint64_t id, rv_buf *out)
+{
+    (void)ctx;
+    (void)id;
+    file_state *st = state;
+    uint32_t n = 0;
+    for (size_t k = 0; k < st->nfiles; k++) {
+        const src_file *f = &st->files[k];
+        n += f == st->cur || f->offset || f->lineno || f->done || f->header || f->header_bad ||
+             f->skipping;
+    }
+    rv_buf_append(out, STATE_MAGIC, 4);
+    put_le(out, STATE_VERSION, 1);
+    put_le(out, n, 4);
+    for (size_t k = 0; k < st->nfiles; k++) {
+        const src_file *f = &st->files[k];
+        uint64_t offset = f->offset;
+        bool skipping = f->skipping;
+        if (f == st->cur) {
+            /* Lines returned by the reader were all emitted (a poll emits
+             * what it decoded); what it buffered beyond them was not. */
+            offset += rv_line_reader_offset(st->lr);
+            skipping = rv_line_reader_skipping(st->lr);
+        } else if (!(offset || f->lineno || f->done || f->header || f->header_bad || skipping)) {
+            continue;
+        }
+        size_t name_len = strlen(f->name);
+        put_le(out, name_len, 4);
+        rv_buf_append(out, f->name, name_len);
+        put_le(out, (uint64_t)f->ino, 8);
+        put_le(out, offset, 8);
+        put_le(out, f->lineno, 8);
+        unsigned flags = (f->done ? F_DONE : 0) | (skipping ? F_SKIPPING : 0) |
+                         (f->header ? F_HEADER : 0) | (f->header_bad ? F_HEADER_BAD : 0);
+        put_le(out, flags, 1);
+        if (f->header) {
+            put_le(out, f->header_len, 4);
+            rv_buf_append(out, f->header, f->header_len);
+        }
+    }
+    return NULL;
+}
+
+/* One file's position as read from a state (pointers into the blob). */
+typedef struct saved_file {
+    const char *name;
+    size_t name_len;
+    uint64_t ino, offset, lineno;
+    unsigned flags;
+    const char *header;
+    size_t header_len;
+    int subtask; /* the old instance that wrote it */
+} saved_file;
+
+typedef struct blob_reader {
+    const unsigned char *p;
+    size_t len, pos;
+} blob_reader;
+
+static bool get_le(blob_reader *r, int n, uint64_t *v)
+{
+    if (r->len - r->pos < (size_t)n)
+        return false;
+    uint64_t x = 0;
+    for (int k = 0; k < n; k++)
+        x |= (uint64_t)r->p[r->pos + (size_t)k] << (8 * k);
+    r->pos += (size_t)n;
+    *v = x;
+    return true;
+}
+
+static bool get_bytes(blob_reader *r, uint64_t n, const char **out)
+{
+    if (r->len - r->pos < n)
+        return false;
+    *out = (const char *)r->p + r->pos;
+    r->pos += (size_t)n;
+    return true;
+}
+
+/* Appends the entries of one old instance's state to *saved. */
+static rv_err *decode_state(const rv_op_state *s, const char *id, saved_file **saved,
+                            size_t *nsaved, size_t *cap)
+{
+    blob_reader r = {.p = s->data, .len = s->data ? s->len : 0, .pos = 0};
+    uint64_t version = 0, n = 0;
+    const char *magic = NULL;
+    if (!get_bytes(&r, 4, &magic) || memcmp(magic, STATE_MAGIC, 4) != 0)
+        return rv_err_new(RV_ERR_CORRUPT, "source '%s': checkpoint state of instance %d is not "
+                          "a file source state (%zu bytes, bad header)", id, s->subtask, r.len);
+    if (!get_le(&r, 1, &version))
+        return rv_err_new(RV_ERR_CORRUPT, "source '%s': checkpoint state of instance %d is "
+                          "truncated (%zu bytes)", id, s->subtask, r.len);
+    if (version != STATE_VERSION)
+        return rv_err_new(RV_ERR_CORRUPT, "source '%s': checkpoint state of instance %d has "
+                          "version %llu; this build reads version %d", id, s->subtask,
+                          (unsigned long long)version, STATE_VERSION);
+    if (!get_le(&r, 4, &n))
+        return rv_err_new(RV_ERR_CORRUPT, "source '%s': checkpoint state of instance %d is "
+                          "truncated (%zu bytes)", id, s->subtask, r.len);
+    for (uint64_t k = 0; k < n; k++) {
+        saved_file e = {.subtask = s->subtask};
+        uint64_t name_len = 0, flags = 0, header_len = 0;
+        const char *what = NULL;
+        if (!get_le(&r, 4, &name_len) || !get_bytes(&r, name_len, &e.name))
+            what = "its name";
+        else if (name_len == 0 || memchr(e.name, '\0', (size_t)name_len))
+            what = "its name (empty or with a NUL byte)";
+        else if (!get_le(&r, 8, &e.ino) || !get_le(&r, 8, &e.offset) ||
+                 !get_le(&r, 8, &e.lineno) || !get_le(&r, 1, &flags))
+            what = "its position";
+        else if (flags & ~(uint64_t)(F_DONE | F_SKIPPING | F_HEADER | F_HEADER_BAD))
+            what = "its flags (unknown bits)";
+        else if ((flags & F_HEADER) &&
+                 (!get_le(&r, 4, &header_len) || !get_bytes(&r, header_len, &e.header)))
+            what = "its CSV header";
+        if (what)
+            return rv_err_new(RV_ERR_CORRUPT, "source '%s': checkpoint state of instance %d is "
+                              "truncated or corrupt at file entry %llu of %llu (%s)", id,
+                              s->subtask, (unsigned long long)k + 1, (unsigned long long)n, what);
+        e.name_len = (size_t)name_len;
+        e.flags = (unsigned)flags;
+        e.header_len = (size_t)header_len;
+        rv_xgrow((void **)saved, cap, *nsaved + 1, sizeof(saved_file));
+        (*saved)[(*nsaved)++] = e;
+    }
+    if (r.pos != r.len)
+        return rv_err_new(RV_ERR_CORRUPT, "source '%s': checkpoint state of instance %d is "
+                          "corrupt: %zu bytes after its last file entry", id, s->subtask,
+                          r.len - r.pos);
+    return NULL;
+}
+
+static bool name_is(const saved_file *e, const char *name)
+{
+    return strlen(name) == e->name_len && memcmp(name, e->name, e->name_len) == 0;
+}
+
+/* The more advanced of two entries for one file (in case two old
+ * instances both listed it). */
+static bool ahead_of(const saved_file *a, const saved_file *b)
+{
+    if ((a->flags & F_DONE) != (b->flags & F_DONE))
+        return a->flags & F_DONE;
+    return a->offset > b->offset;
+}
+
+/* Copies the saved position e into f. */
+static void set_position(src_file *f, const saved_file *e)
+{
+    f->offset = f->seen = e->offset;
+    f->lineno = e->lineno;
+    f->skipping = e->flags & F_SKIPPING;
+    f->header_bad = e->flags & F_HEADER_BAD;
+    free(f->header);
+    f->header = NULL;
+    f->header_len = 0;
+    if (e->flags & F_HEADER) {
+        f->header = rv_xstrndup(e->header, e->header_len);
+        f->header_len = e->header_len;
+    }
+}
+
+/* Puts file f at the saved position e (f is fresh from open()). */
+static void apply_saved(file_state *st, src_file *f, const saved_file *e)
+{
+    if (!st->cfg->follow && (e->flags & F_DONE)) {
+        set_position(f, e);
+        f->done = true; /* finished stays finished */
+        f->pending = false;
+        return;
+    }
+    struct stat sb;
+    if (stat(f->path, &sb) != 0) {
+        RV_LOG_WARN(st->tag, "%s: cannot check it against the checkpoint (%s); reading it "
+                    "from the start", f->path, strerror(errno));
+        return;
+    }
+    f->ino = sb.st_ino;
+    if ((uint64_t)sb.st_ino != e->ino || (uint64_t)sb.st_size < e->offset) {
+        RV_LOG_WARN(st->tag, "%s was %s since the checkpoint; reading it from the start",
+                    f->path, (uint64_t)sb.st_ino != e->ino ? "replaced" : "truncated");
+        return;
+    }
+    set_position(f, e);
+    f->pending = true;
+}
+
+static rv_err *file_restore(void *state, rv_op_ctx *ctx, const rv_op_state *states, int n)
+{
+    file_state *st = state;
+    const char *id = rv_ctx_id(ctx);
+    saved_file *saved = NULL;
+    size_t nsaved = 0, cap = 0;
+    for (int k = 0; k < n; k++) {
+        rv_err *err = decode_state(&states[k], id, &saved, &nsaved, &cap);
+        if (err) {
+            free(saved);
+            return err;
+        }
+    }
+    for (size_t k = 0; k < nsaved; k++) {
+        const saved_file *e = &saved[k];
+        bool superseded = false;
+        for (size_t j = 0; j < nsaved && !superseded; j++)
+            superseded = j != k && e->name_len == saved[j].name_len &&
+                         memcmp(e->name, saved[j].name, e->name_len) == 0 &&
+                         (ahead_of(&saved[j], e) || (j < k && !ahead_of(e, &saved[j])));
+        if (superseded)
+            continue;
+        src_file *f = NULL;
+        for (size_t j = 0; j < st->nfiles && !f; j++)
+            if (name_is(e, st->files[j].name))
+                f = &st->files[j];
+        if (f) {
+            apply_saved(st, f, e);
+            continue;
+        }
+        /* Not ours now: another instance's, no longer matching, or gone.
+         * One instance reports a gone file. */
+        char *name = rv_xstrndup(e->name, e->name_len);
+        char *path = st->is_dir ? rv_xasprintf("%s/%s", st->cfg->path, name) : rv_xstrdup(name);
+        struct stat sb;
+        bool reporter = st->cfg->follow && st->is_dir
+                            ? is_mine(st, name, 0)
+                            : e->subtask % st->par == st->subtask;
+        if (stat(path, &sb) != 0 && errno == ENOENT && reporter)
+            RV_LOG_WARN(st->tag, "%s is in the checkpoint but gone now; skipped", path);
+        free(name);
+        free(path);
+    }
+    free(saved);
+    return NULL;
 }
 
 static void file_close(void *state, rv_op_ctx *ctx)
@@ -425,4 +719,6 @@ const rv_plugin rv_source_file = {
     .open = file_open,
     .poll = file_poll,
     .close = file_close,
+    .snapshot = file_snapshot,
+    .restore = file_restore,
 };

@@ -47,6 +47,7 @@ typedef struct gen_field {
     uint32_t alen;
     double rate;
     int64_t jitter;
+    bool start_now;             /* event_time with `start: now` */
 } gen_field;
 
 struct rv_gen {
@@ -272,6 +273,23 @@ void rv_gen_fill_batch(const rv_gen *g, uint64_t first, uint64_t stride, uint32_
 }
 
 int rv_gen_nfields(const rv_gen *g) { return g->nfields; }
+
+bool rv_gen_start_is_now(const rv_gen *g, int f, int64_t *start_ms)
+{
+    assert(f >= 0 && f < g->nfields);
+    const gen_field *gf = &g->f[f];
+    if (gf->kind != K_EVENT_TIME || !gf->start_now)
+        return false;
+    *start_ms = gf->start;
+    return true;
+}
+
+void rv_gen_set_start(rv_gen *g, int f, int64_t start_ms)
+{
+    assert(f >= 0 && f < g->nfields);
+    assert(g->f[f].kind == K_EVENT_TIME && g->f[f].start_now);
+    g->f[f].start = start_ms;
+}
 
 size_t rv_gen_string_max(const rv_gen *g, int f)
 {
@@ -590,9 +608,10 @@ static rv_err *build_field(const kind_info *ki, const spec_cfg *cfg, const rv_yn
         gf->rate = cfg->rate;
         gf->jitter = cfg->jitter;
         gf->start = INT64_C(1704067200000); /* 2024-01-01T00:00:00Z */
-        if (cfg->start && cfg->start->kind == RV_YAML_SCALAR && strcmp(cfg->start->str, "now") == 0)
+        if (cfg->start && cfg->start->kind == RV_YAML_SCALAR && strcmp(cfg->start->str, "now") == 0) {
             gf->start = rv_wall_ms();
-        else if (cfg->start)
+            gf->start_now = true;
+        } else if (cfg->start)
             err = node_timestamp(cfg->start, what, &gf->start);
         break;
     case K_CONSTANT:

@@ -30,18 +30,22 @@
  *                  (0 <= k < len) = alphabet[mix(u + k + 1) % A], A = the
  *                  alphabet's length in bytes
  *   event_time     start + (int64)floor((double)i * 1000.0 / rate)   (start `now`:
- *                  the wall clock when the generator is made — not reproducible)
+ *                  the wall clock when the generator is made — not reproducible
+ *                  across runs, except that a source resuming from a checkpoint
+ *                  puts the original start back with rv_gen_set_start)
  *                  - (jitter > 0 ? (int64)(u % (jitter + 1)) : 0)
  *                  (rate and the division in IEEE double; jitter in ms)
  *   constant       value
  * and the value is null when null_probability p > 0 and
  *   (unull(i, f) % 1000000) < llround(p * 1000000).
  *
- * Thread: an rv_gen is immutable after rv_gen_new and may be read from any
+ * Thread: an rv_gen is immutable after rv_gen_new (and rv_gen_set_start,
+ * which its owner calls before sharing it) and may be read from any
  * thread. */
 #ifndef RV_GEN_FIELDS_H
 #define RV_GEN_FIELDS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -71,6 +75,12 @@ rv_err *rv_gen_new(const rv_ynode *fields, const rv_schema *schema, uint64_t see
 void rv_gen_free(rv_gen *g); /* accepts NULL */
 
 int rv_gen_nfields(const rv_gen *g);
+/* Whether field f is an event_time generator with `start: now`; if so
+ * *start_ms is the wall-clock start it took when g was made. */
+bool rv_gen_start_is_now(const rv_gen *g, int f, int64_t *start_ms);
+/* Replaces that start (field f must be such a field): a source resuming
+ * from a checkpoint keeps the event times of its original run. */
+void rv_gen_set_start(rv_gen *g, int f, int64_t start_ms);
 /* Longest string field f can produce (0 for non-string fields). */
 size_t rv_gen_string_max(const rv_gen *g, int f);
 

@@ -8,7 +8,15 @@
  * host:port, retrying with backoff until connect_timeout, and ends when the
  * peer closes. Everything is non-blocking: a poll waits at most ~20 ms in
  * poll(2), and lines already buffered are read before waiting. One instance
- * only (max parallelism 1). */
+ * only (max parallelism 1).
+ *
+ * Checkpoints: this source cannot replay what it received, so it does not
+ * implement the snapshot/restore hooks and has no position in a
+ * checkpoint. When a job with checkpointing recovers, the records this
+ * source had received after the last completed checkpoint are lost (they
+ * are not sent again by the peer), and after the restart the source
+ * listens or connects afresh: delivery from this source is at-most-once,
+ * even where the rest of the job is exactly-once. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>

@@ -168,22 +168,34 @@ class Cluster:
     """A coordinator on a free port and task managers registered with it.
     Use as `with Cluster(wd) as c:` so that every process is killed."""
 
-    def __init__(self, wd, tms=("tm-a", "tm-b"), slots=2, pipe_stdout=False):
+    def __init__(self, wd, tms=("tm-a", "tm-b"), slots=2, pipe_stdout=False, coord_flags=()):
         self.wd = wd
         self.daemons = []
         self.tms = {}
         self.coord = None
         self.url = None
+        self.slots = slots
+        self.coord_flags = list(coord_flags)
+        self.starts = {}
         try:
             self._start_coordinator()
             for name in tms:
-                self.tms[name] = self._start(name, [TASKMANAGER_BIN, "--coordinator", self.url, "--slots", str(slots),
-                                                    "--name", name, "--data-listen", "tcp://127.0.0.1:0"], pipe_stdout)
+                self.start_tm(name, pipe_stdout, wait=False)
             for name in tms:
                 self.coord.wait_log(rf"task manager {name} registered", 10, f"{name} to register")
         except BaseException:
             self.stop()
             raise
+
+    def start_tm(self, name, pipe_stdout=False, wait=True):
+        """Starts (or starts again) the task manager `name`."""
+        n = self.starts[name] = self.starts.get(name, 0) + 1
+        self.tms[name] = self._start(name if n == 1 else f"{name}-{n}",
+                                     [TASKMANAGER_BIN, "--coordinator", self.url, "--slots", str(self.slots), "--name",
+                                      name, "--data-listen", "tcp://127.0.0.1:0"], pipe_stdout)
+        if wait:
+            self.coord.wait_log(rf"task manager {name} registered", 10, f"{name} to register", count=n)
+        return self.tms[name]
 
     def _start(self, name, argv, pipe_stdout=False):
         d = Daemon(name, argv, self.wd, pipe_stdout)
@@ -193,7 +205,7 @@ class Cluster:
     def _start_coordinator(self):
         for attempt in range(5):
             url = f"tcp://127.0.0.1:{free_port()}"
-            d = self._start(f"coordinator-{attempt}", [COORDINATOR_BIN, "--listen", url, *DAEMON_FLAGS])
+            d = self._start(f"coordinator-{attempt}", [COORDINATOR_BIN, "--listen", url, *DAEMON_FLAGS, *self.coord_flags])
 
             def up():
                 if "listening on" in d.log():
