@@ -68,11 +68,24 @@ static rv_err *start(rv_ctl *c)
     return NULL;
 }
 
-static const rv_nng_opts ctl_opts = {
+/* The listener (the coordinator) has many peers: polyamorous. A dialer
+ * has one peer and uses a monogamous socket: NNG 1.5.2's polyamorous
+ * PAIR1 moves each message into a per-peer queue only two deep and drops
+ * it when that is full, so a burst (every subtask acknowledging a
+ * checkpoint at once) would lose messages; a monogamous socket blocks
+ * (up to the send timeout) instead. */
+static const rv_nng_opts listen_opts = {
     .max_msg = RV_PROTO_MAX_MSG,
     .send_timeout_ms = SEND_TIMEOUT_MS,
     .recv_timeout_ms = RECV_POLL_MS,
     .poly = true,
+};
+static const rv_nng_opts dial_opts = { /* also a session's listener */
+    .max_msg = RV_PROTO_MAX_MSG,
+    .send_timeout_ms = SEND_TIMEOUT_MS,
+    .recv_timeout_ms = RECV_POLL_MS,
+    .poly = false,
+    .queue_depth = 1024,
 };
 
 static rv_ctl *ctl_alloc(const rv_ctl_handlers *h)
@@ -92,10 +105,10 @@ static void ctl_free(rv_ctl *c)
     free(c);
 }
 
-rv_err *rv_ctl_listen(const char *url, const rv_ctl_handlers *h, rv_ctl **out)
+static rv_err *listen_with(const char *url, const rv_nng_opts *opts, const rv_ctl_handlers *h, rv_ctl **out)
 {
     rv_ctl *c = ctl_alloc(h);
-    rv_err *err = rv_nng_listen(url, &ctl_opts, &c->sock, &c->url);
+    rv_err *err = rv_nng_listen(url, opts, &c->sock, &c->url);
     if (err) {
         ctl_free(c);
         return err;
@@ -109,12 +122,22 @@ rv_err *rv_ctl_listen(const char *url, const rv_ctl_handlers *h, rv_ctl **out)
     return NULL;
 }
 
+rv_err *rv_ctl_listen(const char *url, const rv_ctl_handlers *h, rv_ctl **out)
+{
+    return listen_with(url, &listen_opts, h, out);
+}
+
+rv_err *rv_ctl_listen_session(const char *url, const rv_ctl_handlers *h, rv_ctl **out)
+{
+    return listen_with(url, &dial_opts, h, out);
+}
+
 rv_err *rv_ctl_dial(const char *url, int32_t wait_ms, const rv_ctl_handlers *h, rv_ctl **out)
 {
     rv_ctl *c = ctl_alloc(h);
     c->url = rv_xstrdup(url);
     rv_err *err = NULL;
-    err = rv_nng_dial(url, &ctl_opts, wait_ms, &c->sock);
+    err = rv_nng_dial(url, &dial_opts, wait_ms, &c->sock);
     if (err) {
         ctl_free(c);
         return err;

@@ -1,12 +1,17 @@
-/* rv_ctl: a control-plane endpoint — an NNG PAIR1 socket (polyamorous)
- * that sends and receives validated envelopes (rv_proto).
+/* rv_ctl: a control-plane endpoint — an NNG PAIR1 socket that sends and
+ * receives validated envelopes (rv_proto).
  *
  * A receiver thread unpacks every incoming message; a message that fails
  * validation (garbage, truncated, oversized, another protocol version) is
  * logged and its connection dropped, and never reaches the callback.
  * Connections (pipes) are reported as they come and go, which is how the
  * coordinator notices a lost task manager at once. Sending is
- * thread-safe. The coordinator listens; task managers and the CLI dial. */
+ * thread-safe. The coordinator listens (polyamorous: registrations and CLI
+ * requests from many peers); task managers and the CLI dial
+ * (monogamous). NNG 1.5.2's polyamorous PAIR1 drops messages to a peer
+ * whose two-deep queue is full, so anything that may come in bursts goes
+ * over a monogamous pair, which blocks instead: each task manager's
+ * session with the coordinator (rv_ctl_listen_session). */
 #ifndef RV_CTL_H
 #define RV_CTL_H
 
@@ -32,6 +37,9 @@ typedef struct rv_ctl_handlers {
 
 /* Listens on url (tcp://host:port, port 0 = any; inproc://name). */
 rv_err *rv_ctl_listen(const char *url, const rv_ctl_handlers *h, rv_ctl **out);
+/* Listens on url for exactly one peer (monogamous: sends block while the
+ * peer is slow, never drop). */
+rv_err *rv_ctl_listen_session(const char *url, const rv_ctl_handlers *h, rv_ctl **out);
 /* Dials url. wait_ms > 0: fail if not connected within wait_ms; 0: keep
  * dialing in the background (reconnects after the peer restarts). */
 rv_err *rv_ctl_dial(const char *url, int32_t wait_ms, const rv_ctl_handlers *h, rv_ctl **out);

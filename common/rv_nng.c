@@ -176,16 +176,17 @@ static rv_err *open_socket(const rv_nng_opts *opts, nng_socket *out)
         opt = NNG_OPT_RECVTIMEO;
         rv = nng_socket_set_ms(s, opt, opts->recv_timeout_ms);
     }
-    /* A polyamorous PAIR1 socket drops a message when its peer's send
-     * queue is full (NNG 1.5.2 does not block there), so give every peer a
-     * deep queue: control traffic comes in small bursts. */
-    if (rv == 0 && opts->poly) {
+    /* Socket-level queues, so a sender does not wait for every message to
+     * be taken. (A polyamorous socket still drops a message when the
+     * peer's own two-deep queue is full: see rv_ctl.h.) */
+    int depth = opts->queue_depth > 0 ? opts->queue_depth : opts->poly ? POLY_QUEUE_DEPTH : 0;
+    if (rv == 0 && depth > 0) {
         opt = NNG_OPT_SENDBUF;
-        rv = nng_socket_set_int(s, opt, POLY_QUEUE_DEPTH);
+        rv = nng_socket_set_int(s, opt, depth);
     }
-    if (rv == 0 && opts->poly) {
+    if (rv == 0 && depth > 0) {
         opt = NNG_OPT_RECVBUF;
-        rv = nng_socket_set_int(s, opt, POLY_QUEUE_DEPTH);
+        rv = nng_socket_set_int(s, opt, depth);
     }
     if (rv != 0) {
         nng_close(s);

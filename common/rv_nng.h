@@ -27,6 +27,7 @@ typedef struct rv_nng_opts {
     int32_t send_timeout_ms;
     int32_t recv_timeout_ms;
     bool poly;              /* PAIR1 polyamorous */
+    int queue_depth;        /* > 0: socket send and receive buffers of this many messages */
 } rv_nng_opts;
 
 /* Opens a PAIR1 socket with opts and listens on url (tcp:// or inproc://).

@@ -196,6 +196,8 @@ static rv_err *check_register_ack(const Rivulet__RegisterAck *m)
     rv_err *err = check_range("register_ack.tm_index", m->tm_index, 0, RV_PROTO_MAX_ITEMS - 1);
     if (!err)
         err = check_range("register_ack.heartbeat_interval_ms", m->heartbeat_interval_ms, 1, MAX_HEARTBEAT_MS);
+    if (!err && m->session_url[0])
+        err = check_url("register_ack.session_url", m->session_url);
     return err;
 }
 

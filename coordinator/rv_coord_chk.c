@@ -201,8 +201,12 @@ static Rivulet__StateHandle *copy_handle(const Rivulet__StateHandle *h)
 void rv_coord_chk_ack(rv_coord *c, job *j, const Rivulet__CheckpointAck *a)
 {
     job_chk *k = &j->chk;
-    if (a->attempt != j->attempt || a->id != k->pending || j->state != RV_JOB_RUNNING)
-        return; /* late: an abandoned checkpoint or an earlier attempt */
+    if (a->attempt != j->attempt || a->id != k->pending || j->state != RV_JOB_RUNNING) {
+        /* late: an abandoned checkpoint or an earlier attempt */
+        RV_LOG_DEBUG(TAG, "job %s: ignoring an acknowledgement of checkpoint %" PRIu64 " (attempt %u; pending %" PRIu64
+                     ", attempt %u)", j->id, a->id, (unsigned)a->attempt, k->pending, (unsigned)j->attempt);
+        return;
+    }
     if (a->task >= (uint32_t)j->g->ntasks || a->subtask >= (uint32_t)j->g->tasks[a->task].parallelism)
         return;
     if (a->error[0]) {

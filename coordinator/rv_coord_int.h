@@ -17,7 +17,9 @@ typedef enum { MSG_NET, MSG_PIPE_GONE, MSG_SUBMIT, MSG_CANCEL, MSG_SHUTDOWN, MSG
 typedef struct msg {
     msg_kind kind;
     rv_envelope *env; /* NET */
-    uint32_t pipe;    /* NET, PIPE_GONE */
+    uint32_t pipe;    /* NET, PIPE_GONE on the main socket */
+    int tm;           /* NET, PIPE_GONE on task manager tm's session (else -1) */
+    unsigned gen;     /* ... of that session */
     /* SUBMIT */
     const char *file, *yaml;
     size_t len;
@@ -30,9 +32,19 @@ typedef struct msg {
     struct msg *next;
 } msg;
 
+/* Identifies a task manager's session in callbacks of its socket. */
+typedef struct tm_session {
+    struct rv_coord *c;
+    int tm;
+    unsigned gen;
+} tm_session;
+
 typedef struct tm_rec {
     char *name;
-    uint32_t pipe;
+    uint32_t pipe;       /* its registration connection on the main socket */
+    rv_ctl *session;     /* its session (every message after registering) */
+    tm_session *session_ref;
+    unsigned gen;        /* sessions opened so far */
     int slots, used;
     char *data_url;
     int64_t last_hb_ms;

@@ -76,6 +76,7 @@ static void on_ctl_msg(void *arg, rv_envelope *env, uint32_t pipe)
     m->kind = MSG_NET;
     m->env = env;
     m->pipe = pipe;
+    m->tm = -1;
     post(arg, m);
 }
 
@@ -86,7 +87,67 @@ static void on_ctl_pipe(void *arg, uint32_t pipe, bool added)
     msg *m = rv_xcalloc(1, sizeof(*m));
     m->kind = MSG_PIPE_GONE;
     m->pipe = pipe;
+    m->tm = -1;
     post(arg, m);
+}
+
+static void on_session_msg(void *arg, rv_envelope *env, uint32_t pipe)
+{
+    tm_session *s = arg;
+    msg *m = rv_xcalloc(1, sizeof(*m));
+    m->kind = MSG_NET;
+    m->env = env;
+    m->tm = s->tm;
+    m->gen = s->gen;
+    post(s->c, m);
+}
+
+static void on_session_pipe(void *arg, uint32_t pipe, bool added)
+{
+    tm_session *s = arg;
+    if (added)
+        return;
+    msg *m = rv_xcalloc(1, sizeof(*m));
+    m->kind = MSG_PIPE_GONE;
+    m->tm = s->tm;
+    m->gen = s->gen;
+    post(s->c, m);
+}
+
+/* Closes task manager tm's session (its callbacks have returned after). */
+static void close_session(rv_coord *c, int tm)
+{
+    tm_rec *t = &c->tms[tm];
+    rv_ctl_close(t->session);
+    free(t->session_ref);
+    t->session = NULL;
+    t->session_ref = NULL;
+}
+
+/* Opens a session listener for task manager tm: a one-to-one socket next
+ * to the main one (same host, any port; inproc: a name derived from it). */
+static rv_err *open_session(rv_coord *c, int tm)
+{
+    tm_rec *t = &c->tms[tm];
+    close_session(c, tm);
+    t->gen++;
+    const char *main_url = rv_ctl_url(c->ctl);
+    char *url;
+    const char *colon = strrchr(main_url, ':');
+    if (strncmp(main_url, "tcp://", 6) == 0 && colon)
+        url = rv_xasprintf("%.*s:0", (int)(colon - main_url), main_url);
+    else
+        url = rv_xasprintf("%s-tm%d-%u", main_url, tm, t->gen);
+    t->session_ref = rv_xcalloc(1, sizeof(*t->session_ref));
+    *t->session_ref = (tm_session){.c = c, .tm = tm, .gen = t->gen};
+    rv_ctl_handlers h = {.on_msg = on_session_msg, .on_pipe = on_session_pipe, .arg = t->session_ref, .tag = TAG};
+    rv_err *err = rv_ctl_listen_session(url, &h, &t->session);
+    free(url);
+    if (err) {
+        free(t->session_ref);
+        t->session_ref = NULL;
+    }
+    return err;
 }
 
 /* ---- helpers (loop thread) ---- */
@@ -162,7 +223,7 @@ static void load_job(rv_coord *c, const rv_job_record *r)
     j->chk.last_id = r->last_checkpoint;
     j->chk.last_ms = r->last_checkpoint_ms;
     j->attempt = r->attempt + 1;
-    j->state = RV_JOB_FAILED;
+    j->state = RV_JOB_RESTARTING; /* unless it had ended */
     for (rv_job_state s = RV_JOB_FINISHED; s <= RV_JOB_CANCELED; s++)
         if (strcmp(r->state, rv_job_state_name(s)) == 0)
             j->state = s;
@@ -195,7 +256,8 @@ static void set_state(rv_coord *c, job *j, rv_job_state s, const char *error)
 
 void rv_coord_send(rv_coord *c, int tm, rv_envelope *env)
 {
-    rv_err *err = rv_ctl_send(c->ctl, c->tms[tm].pipe, env);
+    tm_rec *t = &c->tms[tm];
+    rv_err *err = t->session ? rv_ctl_send(t->session, 0, env) : rv_ctl_send(c->ctl, t->pipe, env);
     if (err) {
         RV_LOG_WARN(TAG, "to task manager %s: %s", c->tms[tm].name, rv_err_msg(err));
         rv_err_free(err);
@@ -535,6 +597,7 @@ static void tm_lost(rv_coord *c, int tm, const char *why)
     else
         RV_LOG_INFO(TAG, "task manager %s left: %s", t->name, why);
     rv_ctl_drop(c->ctl, t->pipe);
+    close_session(c, tm);
     for (job *j = c->jobs; j; j = j->next) {
         if (rv_job_state_final(j->state))
             continue;
@@ -705,14 +768,27 @@ static void handle_register(rv_coord *c, const Rivulet__RegisterTm *r, uint32_t 
         RV_LOG_INFO(TAG, "task manager %s registered: %d slots, data %s", r->name, (int)r->slots, r->data_url);
     }
     c->tms[idx].last_hb_ms = rv_now_ms();
+    /* A repeated registration (the acknowledgement crossed it) gets the
+     * same session. */
+    rv_err *err = c->tms[idx].session ? NULL : open_session(c, idx);
+    if (err) {
+        RV_LOG_WARN(TAG, "task manager %s: cannot open its session: %s", r->name, rv_err_msg(err));
+        rv_err_free(err);
+        tm_lost(c, idx, "no session");
+        return;
+    }
     Rivulet__RegisterAck ack = RIVULET__REGISTER_ACK__INIT;
     ack.tm_index = (uint32_t)idx;
     ack.heartbeat_interval_ms = (uint32_t)c->cfg.heartbeat_interval_ms;
+    ack.session_url = (char *)rv_ctl_url(c->tms[idx].session);
     rv_envelope env;
     rv_proto_init(&env);
     env.body_case = RIVULET__ENVELOPE__BODY_REGISTER_ACK;
     env.register_ack = &ack;
-    rv_coord_send(c, idx, &env);
+    if ((err = rv_ctl_send(c->ctl, pipe, &env))) {
+        RV_LOG_WARN(TAG, "to task manager %s: %s", r->name, rv_err_msg(err));
+        rv_err_free(err);
+    }
     try_schedule_all(c);
 }
 
@@ -846,9 +922,11 @@ static void handle_client(rv_coord *c, const rv_envelope *env, uint32_t pipe)
     }
 }
 
-static void handle_net(rv_coord *c, rv_envelope *env, uint32_t pipe)
+/* A message from the main socket's connection `pipe`, or (session >= 0)
+ * from that task manager's session. */
+static void handle_net(rv_coord *c, rv_envelope *env, uint32_t pipe, int session)
 {
-    int tm = find_tm_by_pipe(c, pipe);
+    int tm = session >= 0 ? session : find_tm_by_pipe(c, pipe);
     switch (env->body_case) {
     case RIVULET__ENVELOPE__BODY_REGISTER_TM: handle_register(c, env->register_tm, pipe); break;
     case RIVULET__ENVELOPE__BODY_HEARTBEAT:
@@ -906,7 +984,10 @@ static void handle_net(rv_coord *c, rv_envelope *env, uint32_t pipe)
     case RIVULET__ENVELOPE__BODY_SAVEPOINT_REQUEST: handle_client(c, env, pipe); break;
     default:
         RV_LOG_WARN(TAG, "unexpected %s on connection %u; dropping it", rv_proto_body_name(env), (unsigned)pipe);
-        rv_ctl_drop(c->ctl, pipe);
+        if (session >= 0)
+            tm_lost(c, session, "it sent an unexpected message");
+        else
+            rv_ctl_drop(c->ctl, pipe);
         break;
     }
     rv_proto_free(env);
@@ -959,11 +1040,15 @@ static void *loop(void *arg)
         }
         switch (m->kind) {
         case MSG_NET:
-            handle_net(c, m->env, m->pipe);
+            if (m->tm >= 0 && (m->tm >= c->ntms || c->tms[m->tm].gen != m->gen || !c->tms[m->tm].alive))
+                rv_proto_free(m->env); /* from a session that has been replaced */
+            else
+                handle_net(c, m->env, m->pipe, m->tm);
             free(m);
             break;
         case MSG_PIPE_GONE: {
-            int tm = find_tm_by_pipe(c, m->pipe);
+            int tm = m->tm >= 0 ? (m->tm < c->ntms && c->tms[m->tm].gen == m->gen ? m->tm : -1)
+                                : find_tm_by_pipe(c, m->pipe);
             if (tm >= 0)
                 tm_lost(c, tm, "connection closed");
             free(m);
@@ -1181,6 +1266,8 @@ void rv_coord_free(rv_coord *c)
     call(c, &m);
     pthread_join(c->thread, NULL);
     rv_ctl_close(c->ctl); /* no callbacks after this */
+    for (int i = 0; i < c->ntms; i++)
+        close_session(c, i);
     while (c->head) {
         msg *x = c->head;
         c->head = x->next;

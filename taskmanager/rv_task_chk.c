@@ -71,6 +71,8 @@ static void ring_all(rv_job_run *jr)
 static void ack(rv_subtask *st, uint64_t id, Rivulet__StateHandle **hs, size_t n, const char *error, uint64_t sync_us)
 {
     job_chk *c = &st->jr->chk;
+    RV_LOG_DEBUG(st->ops[0].tag, "checkpoint %" PRIu64 ": acknowledged%s (%zu state handle(s))", id,
+                 st->finished ? " as ended" : "", n);
     if (c->ack)
         c->ack(c->ack_arg, st->jr->id, id, st->task, st->index, hs, n, error, sync_us);
 }

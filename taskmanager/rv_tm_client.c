@@ -35,10 +35,14 @@ typedef struct done_job {
 
 struct rv_tm_client {
     char *name;
+    char *coordinator; /* the URL dialed */
     rv_dataplane *dp;
     rv_tm *tm;
-    rv_ctl *ctl;
-    pthread_mutex_t send_mu; /* held while sending; guards ctl_closed */
+    rv_ctl *ctl;       /* registration (and fallback) connection */
+    rv_ctl *session;   /* the one-to-one session after registering; under send_mu */
+    char *session_url; /* the session the latest acknowledgement names; under mu */
+    unsigned session_gen; /* bumped when a session is replaced; under mu */
+    pthread_mutex_t send_mu; /* held while sending; guards ctl_closed and session */
     bool ctl_closed;
     pthread_t hb_thread;
     pthread_mutex_t mu;
@@ -66,17 +70,21 @@ static char *split_run_id(const char *run, uint32_t *attempt)
     return dot ? rv_xstrndup(run, (size_t)(dot - run)) : rv_xstrdup(run);
 }
 
-/* Any thread (subtask threads report job ends). */
-static void send_env(rv_tm_client *c, rv_envelope *env)
+/* Any thread (subtask threads report job ends). Over the session once
+ * there is one: it never drops a message. */
+static void send_on(rv_tm_client *c, rv_envelope *env, bool registration)
 {
     pthread_mutex_lock(&c->send_mu);
-    rv_err *err = c->ctl_closed ? NULL : rv_ctl_send(c->ctl, 0, env);
+    rv_ctl *to = c->session && !registration ? c->session : c->ctl;
+    rv_err *err = c->ctl_closed ? NULL : rv_ctl_send(to, 0, env);
     pthread_mutex_unlock(&c->send_mu);
     if (err) {
         RV_LOG_DEBUG(c->name, "to the coordinator: %s", rv_err_msg(err));
         rv_err_free(err);
     }
 }
+
+static void send_env(rv_tm_client *c, rv_envelope *env) { send_on(c, env, false); }
 
 /* ---- metrics ---- */
 
@@ -266,6 +274,11 @@ static void on_msg(void *arg, rv_envelope *env, uint32_t pipe)
         c->registered = true;
         c->lost = false;
         c->hb_interval_ms = env->register_ack->heartbeat_interval_ms;
+        if (!c->session_url || strcmp(c->session_url, env->register_ack->session_url) != 0) {
+            free(c->session_url);
+            c->session_url = rv_xstrdup(env->register_ack->session_url);
+        }
+        pthread_cond_signal(&c->cv); /* the heartbeat thread dials the session */
         pthread_mutex_unlock(&c->mu);
         RV_LOG_INFO(c->name, "registered with the coordinator at %s", rv_ctl_url(c->ctl));
         break;
@@ -309,13 +322,14 @@ static void on_msg(void *arg, rv_envelope *env, uint32_t pipe)
     rv_proto_free(env);
 }
 
-static void on_pipe(void *arg, uint32_t pipe, bool added)
+/* The coordinator is gone (or dropped us): cancel local jobs, register
+ * again. Under nothing. */
+static void coordinator_lost(rv_tm_client *c, uint32_t pipe)
 {
-    rv_tm_client *c = arg;
-    if (added)
-        return;
     pthread_mutex_lock(&c->mu);
     bool was = c->registered, stopping = c->stopping;
+    free(c->session_url); /* the heartbeat thread closes the session */
+    c->session_url = NULL;
     c->gone[c->ngone++ % 16] = pipe;
     c->registered = false;
     c->lost = true;
@@ -325,6 +339,98 @@ static void on_pipe(void *arg, uint32_t pipe, bool added)
         RV_LOG_WARN(c->name, "lost the coordinator; canceling local jobs and reconnecting");
         rv_tm_cancel_all(c->tm);
     }
+}
+
+static void on_pipe(void *arg, uint32_t pipe, bool added)
+{
+    if (!added)
+        coordinator_lost(arg, pipe);
+}
+
+typedef struct session_ref {
+    rv_tm_client *c;
+    unsigned gen;
+} session_ref;
+
+static void on_session_msg(void *arg, rv_envelope *env, uint32_t pipe)
+{
+    on_msg(((session_ref *)arg)->c, env, pipe);
+}
+
+static void on_session_pipe(void *arg, uint32_t pipe, bool added)
+{
+    session_ref *r = arg;
+    if (added)
+        return;
+    pthread_mutex_lock(&r->c->mu);
+    bool current = r->gen == r->c->session_gen;
+    pthread_mutex_unlock(&r->c->mu);
+    if (current)
+        coordinator_lost(r->c, 0);
+}
+
+/* The session URL as this task manager can reach it: a wildcard host is
+ * replaced by the host it dialed the coordinator at. */
+static char *session_dial_url(const char *coordinator, const char *session)
+{
+    const char *wild[] = {"tcp://0.0.0.0:", "tcp://*:", "tcp://[::]:"};
+    for (size_t i = 0; i < sizeof(wild) / sizeof(wild[0]); i++) {
+        size_t n = strlen(wild[i]);
+        const char *colon = strrchr(coordinator, ':');
+        if (strncmp(session, wild[i], n) == 0 && strncmp(coordinator, "tcp://", 6) == 0 && colon)
+            return rv_xasprintf("%.*s:%s", (int)(colon - coordinator), coordinator, session + n);
+    }
+    return rv_xstrdup(session);
+}
+
+/* Heartbeat thread: switches to the session the latest acknowledgement
+ * names (closing the previous one). */
+static void update_session(rv_tm_client *c, session_ref **ref)
+{
+    pthread_mutex_lock(&c->mu);
+    char *want = c->session_url && c->session_url[0] ? rv_xstrdup(c->session_url) : NULL;
+    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_lock(&c->send_mu);
+    const char *have = c->session ? rv_ctl_url(c->session) : NULL;
+    char *dial = want ? session_dial_url(c->coordinator, want) : NULL;
+    bool same = (!dial && !have) || (dial && have && strcmp(dial, have) == 0);
+    rv_ctl *old = NULL;
+    if (!same) {
+        old = c->session;
+        c->session = NULL;
+    }
+    pthread_mutex_unlock(&c->send_mu);
+    if (same) {
+        free(dial);
+        free(want);
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    c->session_gen++; /* the old one's pipe events are stale now */
+    unsigned gen = c->session_gen;
+    pthread_mutex_unlock(&c->mu);
+    rv_ctl_close(old);
+    free(*ref);
+    *ref = NULL;
+    if (dial) {
+        session_ref *r = rv_xcalloc(1, sizeof(*r));
+        *r = (session_ref){.c = c, .gen = gen};
+        rv_ctl *s = NULL;
+        rv_ctl_handlers h = {.on_msg = on_session_msg, .on_pipe = on_session_pipe, .arg = r, .tag = c->name};
+        rv_err *err = rv_ctl_dial(dial, 0, &h, &s);
+        if (err) {
+            RV_LOG_WARN(c->name, "cannot dial the coordinator's session %s: %s", dial, rv_err_msg(err));
+            rv_err_free(err);
+            free(r);
+        } else {
+            *ref = r;
+            pthread_mutex_lock(&c->send_mu);
+            c->session = s;
+            pthread_mutex_unlock(&c->send_mu);
+        }
+    }
+    free(dial);
+    free(want);
 }
 
 /* ---- heartbeat thread ---- */
@@ -339,7 +445,7 @@ static void send_register(rv_tm_client *c)
     rv_proto_init(&env);
     env.body_case = RIVULET__ENVELOPE__BODY_REGISTER_TM;
     env.register_tm = &r;
-    send_env(c, &env);
+    send_on(c, &env, true);
 }
 
 static void send_heartbeat(rv_tm_client *c)
@@ -360,6 +466,7 @@ static void send_heartbeat(rv_tm_client *c)
 static void *heartbeat_main(void *arg)
 {
     rv_tm_client *c = arg;
+    session_ref *ref = NULL;
     pthread_mutex_lock(&c->mu);
     while (!c->stopping) {
         bool registered = c->registered, lost = c->lost;
@@ -372,6 +479,7 @@ static void *heartbeat_main(void *arg)
             c->done = NULL;
         }
         pthread_mutex_unlock(&c->mu);
+        update_session(c, &ref);
         for (done_job *dj = orphans; dj;) {
             done_job *next = dj->next;
             rv_tm_release(c->tm, dj->id);
@@ -395,7 +503,10 @@ static void *heartbeat_main(void *arg)
         if (!c->stopping)
             pthread_cond_timedwait(&c->cv, &c->mu, &dl);
     }
+    free(c->session_url);
+    c->session_url = NULL;
     pthread_mutex_unlock(&c->mu);
+    update_session(c, &ref); /* closes it */
     return NULL;
 }
 
@@ -424,6 +535,7 @@ rv_err *rv_tm_client_start(const rv_tm_config *cfg, rv_tm_client **out)
     if (err)
         goto fail;
     c->tm = rv_tm_new(c->name, (int)cfg->slots, c->dp, cfg->state_dir);
+    c->coordinator = rv_xstrdup(cfg->coordinator);
     rv_ctl_handlers h = {.on_msg = on_msg, .on_pipe = on_pipe, .arg = c, .tag = c->name};
     if ((err = rv_ctl_dial(cfg->coordinator, 0, &h, &c->ctl)))
         goto fail;
@@ -441,6 +553,7 @@ fail:
     rv_tm_free(c->tm);
     rv_dataplane_free(c->dp);
     free(c->name);
+    free(c->coordinator);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->send_mu);
     pthread_mutex_destroy(&c->mu);
@@ -478,5 +591,6 @@ void rv_tm_client_stop(rv_tm_client *c)
     pthread_mutex_destroy(&c->send_mu);
     pthread_mutex_destroy(&c->mu);
     free(c->name);
+    free(c->coordinator);
     free(c);
 }

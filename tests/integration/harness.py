@@ -49,6 +49,9 @@ class Workdir:
         return os.path.join(self.path, *names)
 
     def cleanup(self):
+        if os.environ.get("RIVULET_KEEP_WORKDIR"):
+            print(f"  kept {self.path}", flush=True)
+            return
         shutil.rmtree(self.path, ignore_errors=True)
 
 

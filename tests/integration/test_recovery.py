@@ -15,7 +15,7 @@ import re
 import signal
 import time
 
-from harness import Failure, check, check_eq, main, read_part_files, run_job, write_jsonl
+from harness import Failure, check, check_eq, main, read_part_files, rivulet, run_job, write_jsonl
 from test_cluster import Cluster, note, wait_until
 
 BASE_TS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
@@ -279,8 +279,108 @@ def test_checkpointing_without_a_checkpoint_directory_is_refused(wd):
               f"a clear refusal: {res.returncode} {res.stderr}")
 
 
+# The source stays at parallelism 1 (a generator cannot change it); the
+# keyed window and the sink follow the job's parallelism, so a savepoint
+# taken at one parallelism and resumed at another redistributes key groups
+# and the sink's pending files.
+RESCALE_JOB = GEN_JOB.replace("    type: generator\n", "    type: generator\n    parallelism: 1\n")
+
+
+def read_savepoint_path(res, what):
+    check_eq(res.returncode, 0, f"{what}: exit code (stderr: {res.stderr})")
+    path = res.stdout.strip()
+    check(os.path.exists(os.path.join(path, "_metadata")), f"{what}: prints the savepoint's directory: {res.stdout!r}")
+    return path
+
+
+def test_savepoint_resumes_at_another_parallelism_with_identical_output(wd):
+    count = 300_000
+    for p_from, p_to in ((2, 4), (4, 1)):
+        out = wd.join(f"out-{p_from}-{p_to}")
+        job = RESCALE_JOB.format(name=f"rescale-{p_from}-{p_to}", interval="1s", mode="exactly_once", delay="1s",
+                                 count=count, rate=100_000, event_rate=EVENT_RATE, keys=KEYS, output=out)
+        job = job.replace("parallelism: 3\n", f"parallelism: {p_from}\n", 1)
+        with Cluster(wd, tms=("tm-a", "tm-b"), slots=4, coord_flags=["--checkpoint-dir", wd.join("chk")]) as c:
+            job_id, _ = c.submit(job, f"job-{p_from}.yaml")
+            c.wait_status(job_id, lambda s: s["state"] == "RUNNING" and any(x["records_in"] > 50_000 for x in s["subtasks"]),
+                          20, "the job to be under way")
+            res = c.cli("stop", job_id, "--savepoint", wd.join("savepoints"), timeout=60)
+            sp = read_savepoint_path(res, "stop --savepoint")
+            st = c.wait_final(job_id, 30)
+            check_eq(st["state"], "FINISHED", "a stopped job is FINISHED")
+            early = len(window_rows(out)) if os.path.isdir(out) else 0
+            check(0 < early < len(gen_reference(count)), f"the savepoint was taken mid-run ({early} windows out)")
+            ins = rivulet("savepoint", "inspect", sp)
+            check_eq(ins.returncode, 0, f"inspect exit code: {ins.stderr}")
+            check(re.search(rf"^win\s+{p_from - 1}\s+{p_from}\s", ins.stdout, re.M) and "intact" in ins.stdout,
+                  f"inspect lists the window's {p_from} subtasks: {ins.stdout}")
+            job2, res2 = c.submit(job, f"job-{p_from}.yaml", "-p", str(p_to), "--from-savepoint", sp, wait=True, timeout=90)
+            check_eq(res2.returncode, 0, f"resumed job (stderr: {res2.stderr})")
+            st2 = c.status(job2)
+            wins = [x for x in st2["subtasks"] if x["chain"].startswith("win")]
+            check_eq(len(wins), p_to, "the resumed job's window parallelism")
+        note(f"{p_from} -> {p_to}: {early} windows before the savepoint")
+        check_exact(out, gen_reference(count))
+        check_eq(hidden_files(out), [], "no in-progress or pending files left")
+
+
+def test_savepoint_refusals_are_clear(wd):
+    with Cluster(wd, tms=("tm-a",), slots=4, coord_flags=["--checkpoint-dir", wd.join("chk")]) as c:
+        plain = GEN_JOB.format(name="plain", interval="1s", mode="exactly_once", delay="1s", count=10_000_000,
+                               rate=10_000, event_rate=EVENT_RATE, keys=KEYS, output=wd.join("o1"))
+        nochk = "\n".join(l for l in plain.splitlines() if not l.startswith(("checkpointing", "restart")))
+        job_id, _ = c.submit(nochk, "nochk.yaml")
+        c.wait_status(job_id, lambda s: s["state"] == "RUNNING", 10, "RUNNING")
+        res = c.cli("savepoint", job_id, wd.join("sp"))
+        check(res.returncode == 1 and "checkpointing" in res.stderr, f"no savepoint without checkpointing: {res.stderr}")
+        c.cli("cancel", job_id)
+        job_id, _ = c.submit(plain, "plain.yaml")
+        c.wait_status(job_id, lambda s: s["state"] == "RUNNING", 10, "RUNNING")
+        sp = read_savepoint_path(c.cli("savepoint", job_id, wd.join("sp"), timeout=60), "savepoint")
+        check_eq(c.status(job_id)["state"], "RUNNING", "a savepoint without stop leaves the job running")
+        c.cli("cancel", job_id)
+        renamed = plain.replace("id: win", "id: win2")
+        res = c.cli("submit", wd.file("renamed.yaml", renamed), "--from-savepoint", sp)
+        check(res.returncode == 1 and "'win'" in res.stderr and "--allow-non-restored-state" in res.stderr,
+              f"state of a node the job lacks is refused: {res.stderr}")
+        job2, _ = c.submit(renamed, "renamed.yaml", "--from-savepoint", sp, "--allow-non-restored-state")
+        c.wait_status(job2, lambda s: s["state"] == "RUNNING", 10, "the job with dropped state to run")
+        c.cli("cancel", job2)
+        res = c.cli("submit", wd.file("p.yaml", plain), "--from-savepoint", wd.join("nowhere"))
+        check(res.returncode == 1 and "nowhere" in res.stderr, f"a missing savepoint is named: {res.stderr}")
+
+
+def test_coordinator_killed_and_restarted_resumes_its_job_exactly(wd):
+    count = 500_000
+    out, chk, state = wd.join("out"), wd.join("chk"), wd.join("coord-state")
+    flags = ["--checkpoint-dir", chk, "--state-dir", state]
+    with Cluster(wd, tms=("tm-a", "tm-b"), slots=4, coord_flags=flags) as c:
+        job_id, _ = c.submit(RESCALE_JOB.format(name="durable", interval="500ms", mode="exactly_once", delay="200ms",
+                                                count=count, rate=100_000, event_rate=EVENT_RATE, keys=KEYS, output=out))
+        c.coord.wait_log(rf"job {job_id}: checkpoint \d+ complete", 20, "checkpoints", count=2)
+        os.kill(c.coord.pid, signal.SIGKILL)
+        c.coord.proc.wait(timeout=10)
+        note("killed the coordinator")
+        old_url = c.url
+        port = old_url.rsplit(":", 1)[1]
+        d = c._start("coordinator-again", [c.coord.proc.args[0], "--listen", old_url, "--heartbeat-interval", "200ms",
+                                           "--heartbeat-timeout", "1500ms", "--slot-wait-timeout", "10s", *flags])
+        c.coord = d
+        d.wait_log(rf"job {job_id} \(durable\) resumes from its latest checkpoint", 10, "the job to be loaded")
+        d.wait_log(r"resuming from checkpoint \d+", 30, f"the job to resume (port {port})")
+        st = c.wait_final(job_id, 120)
+        check_eq(st["state"], "FINISHED", f"final state (error: {st['error']})")
+        lst = c.cli("list", "--all")
+        check(job_id in lst.stdout, f"the restarted coordinator lists the job: {lst.stdout}")
+    check_exact(out, gen_reference(count))
+    check_eq(hidden_files(out), [], "no in-progress or pending files left")
+
+
 if __name__ == "__main__":
     main([
+        test_savepoint_resumes_at_another_parallelism_with_identical_output,
+        test_savepoint_refusals_are_clear,
+        test_coordinator_killed_and_restarted_resumes_its_job_exactly,
         test_sigkilled_task_managers_exactly_once_output_equals_reference,
         test_sigkilled_task_managers_at_least_once_loses_nothing,
         test_file_source_resumes_at_its_offsets_after_a_kill,

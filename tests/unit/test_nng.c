@@ -439,3 +439,71 @@ Test(rv_nng_dial, permanent_errors_fail_at_once)
     cr_assert_not(rv_err_retriable(err));
     rv_err_free(err);
 }
+
+/* ---- rv_ctl sessions: bursts are never dropped ---- */
+
+#include <stdatomic.h>
+
+#include "rv_ctl.h"
+
+typedef struct burst_rx {
+    atomic_int n;
+    atomic_uint last_pipe;
+} burst_rx;
+
+static void burst_msg(void *arg, rv_envelope *env, uint32_t pipe)
+{
+    burst_rx *rx = arg;
+    atomic_store(&rx->last_pipe, pipe);
+    atomic_fetch_add(&rx->n, 1);
+    rv_proto_free(env);
+}
+
+static void burst_heartbeat(rv_ctl *from, uint32_t pipe, int n)
+{
+    Rivulet__Heartbeat hb = RIVULET__HEARTBEAT__INIT;
+    rv_envelope env;
+    rv_proto_init(&env);
+    env.body_case = RIVULET__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    for (int i = 0; i < n; i++) {
+        rv_err *err = rv_ctl_send(from, pipe, &env);
+        cr_assert_null(err, "%s", err ? rv_err_msg(err) : "");
+    }
+}
+
+static void wait_count(burst_rx *rx, int want)
+{
+    for (int i = 0; i < 500 && atomic_load(&rx->n) < want; i++)
+        usleep(10000);
+}
+
+/* NNG 1.5.2's polyamorous sockets drop what does not fit a peer's two-deep
+ * queue; the monogamous dialer and session sockets must deliver all of a
+ * burst, in both directions. */
+Test(rv_ctl, bursts_over_a_session_and_from_a_dialer_all_arrive)
+{
+    enum { BURST = 300 };
+    burst_rx at_main = {0}, at_session = {0}, at_dialer = {0};
+    rv_ctl_handlers hm = {.on_msg = burst_msg, .arg = &at_main, .tag = "main"};
+    rv_ctl_handlers hs = {.on_msg = burst_msg, .arg = &at_session, .tag = "session"};
+    rv_ctl_handlers hd = {.on_msg = burst_msg, .arg = &at_dialer, .tag = "dialer"};
+    rv_ctl *main_l = NULL, *session_l = NULL, *dialer = NULL, *session_d = NULL;
+    cr_assert_null(rv_ctl_listen("tcp://127.0.0.1:0", &hm, &main_l));
+    cr_assert_null(rv_ctl_listen_session("tcp://127.0.0.1:0", &hs, &session_l));
+    cr_assert_null(rv_ctl_dial(rv_ctl_url(main_l), 2000, &hd, &dialer));
+    cr_assert_null(rv_ctl_dial(rv_ctl_url(session_l), 2000, &hd, &session_d));
+    burst_heartbeat(dialer, 0, BURST); /* dialer -> polyamorous listener */
+    wait_count(&at_main, BURST);
+    cr_expect_eq(atomic_load(&at_main.n), BURST, "dialer -> listener: %d of %d", atomic_load(&at_main.n), BURST);
+    burst_heartbeat(session_l, 0, BURST); /* session listener -> its dialer */
+    burst_heartbeat(session_d, 0, BURST); /* and back */
+    wait_count(&at_dialer, BURST);
+    wait_count(&at_session, BURST);
+    cr_expect_eq(atomic_load(&at_dialer.n), BURST, "session -> dialer: %d of %d", atomic_load(&at_dialer.n), BURST);
+    cr_expect_eq(atomic_load(&at_session.n), BURST, "dialer -> session: %d of %d", atomic_load(&at_session.n), BURST);
+    rv_ctl_close(session_d);
+    rv_ctl_close(dialer);
+    rv_ctl_close(session_l);
+    rv_ctl_close(main_l);
+}
