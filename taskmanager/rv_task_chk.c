@@ -308,18 +308,18 @@ void rv_subtask_chk_finished(rv_subtask *st)
     Rivulet__StateHandle **hs = NULL;
     size_t n = 0;
     rv_err *err = snapshot_chain(st, 0, NULL, &hs, &n);
-    pthread_mutex_lock(&c->mu);
     if (err) {
-        /* Later checkpoints cannot include this subtask. */
-        RV_LOG_WARN(st->ops[0].tag, "cannot record the final state: %s", rv_err_msg(err));
-        rv_err_free(err);
-    } else {
-        st->final_states = hs;
-        st->nfinal = n;
-        st->finished = true;
+        /* Later checkpoints could not include this subtask: the attempt
+         * fails and the job resumes from its latest checkpoint. */
+        rv_job_run_fail(st->jr, rv_err_wrap(err, "recording the final state of a subtask"));
+        return;
     }
+    pthread_mutex_lock(&c->mu);
+    st->final_states = hs;
+    st->nfinal = n;
+    st->finished = true;
     uint64_t pending = atomic_load(&c->trigger);
-    if (st->finished && pending > st->chk_seen)
+    if (pending > st->chk_seen)
         ack(st, pending, st->final_states, st->nfinal, NULL, 0);
     pthread_mutex_unlock(&c->mu);
 }
