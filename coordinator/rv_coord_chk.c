@@ -42,7 +42,7 @@ static void clear_pending(job *j)
     k->pending_dir = NULL;
     k->pending = 0;
     k->pending_savepoint = false;
-    k->max_sync_us = 0;
+    k->max_sync_us = k->max_async_us = 0;
 }
 
 /* Answers the client waiting for a savepoint (path, or the error). */
@@ -151,9 +151,10 @@ static void complete(rv_coord *c, job *j)
     for (size_t i = 0; i < k->nhandles; i++)
         bytes += k->handles[i]->size;
     int64_t now = rv_now_ms();
-    RV_LOG_INFO(TAG, "job %s: %s %" PRIu64 " complete in %lld ms (longest pause of a subtask %.1f ms), %" PRIu64 " bytes of state",
+    RV_LOG_INFO(TAG, "job %s: %s %" PRIu64 " complete in %lld ms (longest pause of a subtask %.1f ms, longest "
+                "write %.1f ms), %" PRIu64 " bytes of state",
                 j->id, k->pending_savepoint ? "savepoint" : "checkpoint", k->pending, (long long)(now - k->pending_start_ms),
-                (double)k->max_sync_us / 1000.0, bytes);
+                (double)k->max_sync_us / 1000.0, (double)k->max_async_us / 1000.0, bytes);
     uint64_t id = k->pending;
     bool stop = false;
     if (k->pending_savepoint) {
@@ -222,6 +223,8 @@ void rv_coord_chk_ack(rv_coord *c, job *j, const Rivulet__CheckpointAck *a)
     k->nacked++;
     if (a->sync_us > k->max_sync_us)
         k->max_sync_us = a->sync_us;
+    if (a->async_us > k->max_async_us)
+        k->max_async_us = a->async_us;
     for (size_t i = 0; i < a->n_states; i++) {
         rv_xgrow((void **)&k->handles, &k->hcap, k->nhandles + 1, sizeof(*k->handles));
         k->handles[k->nhandles++] = copy_handle(a->states[i]);

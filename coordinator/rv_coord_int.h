@@ -67,7 +67,7 @@ typedef struct job_chk {
     int nacked;
     Rivulet__StateHandle **handles; /* acknowledged parts (owned) */
     size_t nhandles, hcap;
-    uint64_t max_sync_us;
+    uint64_t max_sync_us, max_async_us; /* longest pause / file writing of a subtask */
     int64_t last_trigger_ms, last_end_ms;
     uint64_t last_id;        /* latest completed */
     int64_t last_ms;

@@ -51,16 +51,19 @@ const char *rv_job_run_id(const rv_job_run *jr);
  * Sources take checkpoint n between two polls once it is triggered, then
  * send barrier n downstream after their data; a subtask with several
  * inputs aligns (exactly_once: an input that delivered barrier n is not
- * read until every open input has), snapshots its chain — keyed state into
- * <root>/<job>/chk-<n>/<node>-<subtask>.state, operator state (positions,
- * pre-committed output) inline — forwards the barrier and acknowledges. */
+ * read until every open input has), snapshots its chain — keyed state
+ * serialised in memory, operator state (positions, pre-committed output)
+ * inline — and forwards the barrier; the job run's upload thread then
+ * writes <root>/<job>/chk-<n>/<node>-<subtask>.state and acknowledges. */
 
 /* Called from a subtask thread (or the triggering thread, for subtasks
  * that already ended) with one subtask's part of checkpoint id: a handle
  * per operator with state (borrowed for the call), or an error message.
- * run_id is the job run's id (rv_job_run_new). */
+ * run_id is the job run's id (rv_job_run_new); sync_us is how long the
+ * subtask paused for it, async_us how long writing its files took after. */
 typedef void (*rv_job_chk_ack_fn)(void *arg, const char *run_id, uint64_t id, int task, int subtask,
-                                  Rivulet__StateHandle **states, size_t nstates, const char *error, uint64_t sync_us);
+                                  Rivulet__StateHandle **states, size_t nstates, const char *error, uint64_t sync_us,
+                                  uint64_t async_us);
 
 /* Turns checkpointing on for the run (before any subtask starts): root is
  * the checkpoint root, job the job's id below it. restore_dir, if not

@@ -1,12 +1,13 @@
 /* rv_task_chk: checkpoints of subtasks — barrier alignment, snapshots of
- * an operator chain into the checkpoint directory, acknowledgements,
- * completion notices, and restoring a chain when a job resumes.
+ * an operator chain, acknowledgements, completion notices, and restoring a
+ * chain when a job resumes.
  *
  * Snapshots run on the subtask's own thread between two elements, so no
  * operator is in the middle of a callback and no lock is taken on the
- * processing path: keyed state is written with rv_state_snapshot to
- * <chk dir>/<node>-<subtask>.state (temporary name, fsync, rename), the
- * plugin's snapshot hook fills the handle's operator_state. A source
+ * processing path: keyed state is serialised with rv_state_snapshot into
+ * memory, the plugin's snapshot hook fills the handle's operator_state,
+ * and the barrier goes on; the job run's upload thread (rv_chk_upload)
+ * then writes <chk dir>/<node>-<subtask>.state and acknowledges. A source
  * handle also records the watermark it sent and the largest event time it
  * read, so a restored source goes on with the same watermarks. */
 #include <errno.h>
@@ -32,6 +33,7 @@ void rv_job_chk_init(job_chk *c)
 
 void rv_job_chk_fini(job_chk *c)
 {
+    rv_chk_uploader_free(c->uploader); /* writes and acknowledges what is queued */
     free(c->root);
     free(c->job);
     free(c->restore_dir);
@@ -39,6 +41,16 @@ void rv_job_chk_fini(job_chk *c)
     for (size_t i = 0; i < sizeof(c->dirs) / sizeof(c->dirs[0]); i++)
         free(c->dirs[i].dir);
     pthread_mutex_destroy(&c->mu);
+}
+
+/* The upload thread wrote a subtask's part: acknowledge it. */
+static void uploaded(void *arg, uint64_t id, int task, int subtask, Rivulet__StateHandle **hs, size_t n,
+                     const char *error, uint64_t sync_us, uint64_t async_us)
+{
+    rv_job_run *jr = arg;
+    RV_LOG_DEBUG(jr->tm_name, "checkpoint %" PRIu64 ": subtask %d.%d acknowledged (%zu state handle(s), %.1f ms "
+                 "paused, %.1f ms writing)", id, task, subtask, n, (double)sync_us / 1000.0, (double)async_us / 1000.0);
+    jr->chk.ack(jr->chk.ack_arg, jr->id, id, task, subtask, hs, n, error, sync_us, async_us);
 }
 
 rv_err *rv_job_run_set_checkpointing(rv_job_run *jr, const char *root, const char *job, rv_chk_mode mode,
@@ -58,6 +70,7 @@ rv_err *rv_job_run_set_checkpointing(rv_job_run *jr, const char *root, const cha
         c->mode = mode;
         c->ack = ack;
         c->ack_arg = ack_arg;
+        c->uploader = rv_chk_uploader_new(jr->tm_name, uploaded, jr);
     }
     return NULL;
 }
@@ -74,7 +87,7 @@ static void ack(rv_subtask *st, uint64_t id, Rivulet__StateHandle **hs, size_t n
     RV_LOG_DEBUG(st->ops[0].tag, "checkpoint %" PRIu64 ": acknowledged%s (%zu state handle(s))", id,
                  st->finished ? " as ended" : "", n);
     if (c->ack)
-        c->ack(c->ack_arg, st->jr->id, id, st->task, st->index, hs, n, error, sync_us);
+        c->ack(c->ack_arg, st->jr->id, id, st->task, st->index, hs, n, error, sync_us, 0);
 }
 
 void rv_job_run_trigger(rv_job_run *jr, uint64_t id, const char *dir)
@@ -128,18 +141,6 @@ static char *chk_dir(rv_job_run *jr, uint64_t id)
     return dir ? dir : rv_chk_dir(c->root, c->job, id);
 }
 
-static void free_handles(Rivulet__StateHandle **hs, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(hs[i]->node);
-        if (hs[i]->file != protobuf_c_empty_string)
-            free(hs[i]->file);
-        free(hs[i]->operator_state.data);
-        free(hs[i]);
-    }
-    free(hs);
-}
-
 static Rivulet__StateHandle *new_handle(rv_subtask *st, op_inst *op)
 {
     Rivulet__StateHandle *h = rv_xcalloc(1, sizeof(*h));
@@ -157,31 +158,41 @@ static Rivulet__StateHandle *new_handle(rv_subtask *st, op_inst *op)
     return h;
 }
 
-/* Writes op's keyed state into dir; fills h's file, size and checksum. */
-static rv_err *snapshot_keyed(rv_subtask *st, op_inst *op, const char *dir, Rivulet__StateHandle *h)
+/* Serialises op's keyed state into memory (the upload thread writes it). */
+static rv_err *snapshot_keyed(rv_subtask *st, op_inst *op, rv_chk_blob *b)
 {
     char *name = rv_xasprintf("%s-%d.state", op->node->id, st->index);
-    rv_chk_file *cf = NULL;
-    rv_err *err = rv_chk_file_open(dir, name, &cf);
+    char *data = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&data, &len);
+    if (!f) {
+        free(name);
+        return rv_err_new(RV_ERR_IO, "cannot open a memory stream: %s", strerror(errno));
+    }
     uint64_t bytes = 0;
-    if (!err && (err = rv_state_snapshot(op->kstate, rv_chk_file_stream(cf), name, &bytes)))
-        rv_chk_file_abort(cf);
-    if (!err)
-        err = rv_chk_file_commit(cf, &h->size, &h->checksum);
+    rv_err *err = rv_state_snapshot(op->kstate, f, name, &bytes);
+    if (fclose(f) != 0 && !err)
+        err = rv_err_new(RV_ERR_IO, "serialising %s: %s", name, strerror(errno));
     if (err) {
         free(name);
+        free(data);
         return err;
     }
-    h->file = name;
+    b->name = name;
+    b->data = data;
+    b->len = len;
     return NULL;
 }
 
-/* Snapshots every operator of the chain with state. id 0: the final state
+/* Snapshots every operator of the chain with state: handles, and the
+ * keyed state to write as blobs (NULL: none wanted). id 0: the final state
  * of a subtask that ended (operator state only). */
-static rv_err *snapshot_chain(rv_subtask *st, uint64_t id, const char *dir, Rivulet__StateHandle ***out, size_t *nout)
+static rv_err *snapshot_chain(rv_subtask *st, uint64_t id, Rivulet__StateHandle ***out, size_t *nout,
+                              rv_chk_blob **blobs_out, size_t *nblobs_out)
 {
     Rivulet__StateHandle **hs = rv_xcalloc((size_t)st->nops, sizeof(*hs));
-    size_t n = 0;
+    rv_chk_blob *blobs = rv_xcalloc((size_t)st->nops, sizeof(*blobs));
+    size_t n = 0, nblobs = 0;
     rv_err *err = NULL;
     for (int k = 0; k < st->nops && !err; k++) {
         op_inst *op = &st->ops[k];
@@ -191,8 +202,11 @@ static rv_err *snapshot_chain(rv_subtask *st, uint64_t id, const char *dir, Rivu
         Rivulet__StateHandle *h = new_handle(st, op);
         hs[n++] = h;
         h->finished = id == 0;
-        if (op->kstate && id != 0)
-            err = snapshot_keyed(st, op, dir, h);
+        if (op->kstate && id != 0 && blobs_out) {
+            blobs[nblobs].handle = n - 1;
+            if (!(err = snapshot_keyed(st, op, &blobs[nblobs])))
+                nblobs++;
+        }
         if (!err && op->pl->snapshot) {
             rv_buf b = {0};
             err = op->pl->snapshot(op->state, &op->ctx, id, &b);
@@ -202,12 +216,25 @@ static rv_err *snapshot_chain(rv_subtask *st, uint64_t id, const char *dir, Rivu
                 err = rv_err_wrap(err, "%s '%s'", rv_plugin_kind_name(op->pl->kind), op->node->id);
         }
     }
+    if (err || !blobs_out) {
+        for (size_t i = 0; i < nblobs; i++) {
+            free(blobs[i].name);
+            free(blobs[i].data);
+        }
+        free(blobs);
+        blobs = NULL;
+        nblobs = 0;
+    }
     if (err) {
-        free_handles(hs, n);
+        rv_chk_handles_free(hs, n);
         return err;
     }
     *out = hs;
     *nout = n;
+    if (blobs_out) {
+        *blobs_out = blobs;
+        *nblobs_out = nblobs;
+    }
     return NULL;
 }
 
@@ -218,11 +245,10 @@ rv_code rv_subtask_checkpoint(rv_subtask *st, uint64_t id)
     st->aligning = 0;
     for (int i = 0; i < st->nins; i++)
         st->ins[i].barrier = false;
-    char *dir = chk_dir(st->jr, id);
     Rivulet__StateHandle **hs = NULL;
-    size_t n = 0;
-    rv_err *err = snapshot_chain(st, id, dir, &hs, &n);
-    free(dir);
+    rv_chk_blob *blobs = NULL;
+    size_t n = 0, nblobs = 0;
+    rv_err *err = snapshot_chain(st, id, &hs, &n, &blobs, &nblobs);
     /* The barrier follows the data the snapshot covers. */
     rv_code rc = rv_task_control_all(st, (rv_elem){.kind = RV_EL_BARRIER, .u.chk = id});
     uint64_t sync_us = (uint64_t)(rv_now_ns() - t0) / 1000;
@@ -231,8 +257,8 @@ rv_code rv_subtask_checkpoint(rv_subtask *st, uint64_t id)
         ack(st, id, NULL, 0, rv_err_msg(err), sync_us);
         rv_err_free(err);
     } else {
-        ack(st, id, hs, n, NULL, sync_us);
-        free_handles(hs, n);
+        rv_chk_uploader_put(st->jr->chk.uploader, id, st->task, st->index, chk_dir(st->jr, id), hs, n, blobs, nblobs,
+                            sync_us);
     }
     return rc;
 }
@@ -307,7 +333,7 @@ void rv_subtask_chk_finished(rv_subtask *st)
         return;
     Rivulet__StateHandle **hs = NULL;
     size_t n = 0;
-    rv_err *err = snapshot_chain(st, 0, NULL, &hs, &n);
+    rv_err *err = snapshot_chain(st, 0, &hs, &n, NULL, NULL);
     if (err) {
         /* Later checkpoints could not include this subtask: the attempt
          * fails and the job resumes from its latest checkpoint. */
@@ -326,7 +352,7 @@ void rv_subtask_chk_finished(rv_subtask *st)
 
 void rv_subtask_chk_free(rv_subtask *st)
 {
-    free_handles(st->final_states, st->nfinal);
+    rv_chk_handles_free(st->final_states, st->nfinal);
     st->final_states = NULL;
     st->nfinal = 0;
 }

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 
 #include "rv_checkpoint.h"
+#include "rv_chk_upload.h"
 #include "rv_plugin.h"
 #include "rv_state.h"
 #include "rv_task.h"
@@ -18,6 +19,7 @@ typedef struct job_chk {
     rv_chk_mode mode;
     rv_job_chk_ack_fn ack;
     void *ack_arg;
+    rv_chk_uploader *uploader; /* writes the subtasks' state files, then acknowledges */
     char *restore_dir;     /* resuming from this checkpoint, or NULL */
     rv_chk_meta *restore;  /* its metadata */
     atomic_uint_fast64_t trigger; /* latest checkpoint triggered */

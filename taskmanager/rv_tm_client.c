@@ -142,7 +142,8 @@ static void send_job_done(rv_tm_client *c, const char *run, Rivulet__JobOnTmDone
 }
 
 static void on_checkpoint_ack(void *arg, const char *run, uint64_t id, int task, int subtask,
-                              Rivulet__StateHandle **states, size_t nstates, const char *error, uint64_t sync_us)
+                              Rivulet__StateHandle **states, size_t nstates, const char *error, uint64_t sync_us,
+                              uint64_t async_us)
 {
     rv_tm_client *c = arg;
     Rivulet__CheckpointAck a = RIVULET__CHECKPOINT_ACK__INIT;
@@ -154,6 +155,7 @@ static void on_checkpoint_ack(void *arg, const char *run, uint64_t id, int task,
     a.n_states = nstates;
     a.error = (char *)(error ? error : "");
     a.sync_us = sync_us;
+    a.async_us = async_us;
     rv_envelope env;
     rv_proto_init(&env);
     env.body_case = RIVULET__ENVELOPE__BODY_CHECKPOINT_ACK;

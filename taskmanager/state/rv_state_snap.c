@@ -24,6 +24,10 @@
 #define MAX_KEY (64u << 20)
 #define MAX_VALUE (1u << 31)
 
+/* Fields go through a local buffer, hashed and written a chunk at a time:
+ * a call per field into stdio and XXH3 would cost more than the copying. */
+#define CHUNK (64 * 1024)
+
 /* ---- writing ---- */
 
 typedef struct writer {
@@ -31,16 +35,37 @@ typedef struct writer {
     XXH3_state_t *h;
     uint64_t bytes, entries, timers;
     bool failed;
+    size_t len;
+    uint8_t *buf; /* CHUNK bytes */
 } writer;
 
-static void put(writer *w, const void *p, size_t n)
+static void write_out(writer *w, const void *p, size_t n)
 {
     if (!n || w->failed)
         return;
     XXH3_64bits_update(w->h, p, n);
     if (fwrite(p, 1, n, w->f) != n)
         w->failed = true;
+}
+
+static void flush_chunk(writer *w)
+{
+    write_out(w, w->buf, w->len);
+    w->len = 0;
+}
+
+static void put(writer *w, const void *p, size_t n)
+{
     w->bytes += n;
+    if (n > CHUNK - w->len) {
+        flush_chunk(w);
+        if (n >= CHUNK) {
+            write_out(w, p, n);
+            return;
+        }
+    }
+    memcpy(w->buf + w->len, p, n);
+    w->len += n;
 }
 
 static void put_u8(writer *w, uint8_t v) { put(w, &v, 1); }
@@ -85,7 +110,7 @@ static rv_err *write_timer(void *arg, int64_t time, uint16_t kg, const uint8_t *
 
 rv_err *rv_state_snapshot(rv_state *s, FILE *out, const char *what, uint64_t *bytes)
 {
-    writer w = {.f = out, .h = XXH3_createState()};
+    writer w = {.f = out, .h = XXH3_createState(), .buf = rv_xmalloc(CHUNK)};
     XXH3_64bits_reset(w.h);
     put(&w, MAGIC, 8);
     rv_err *err = rv_state_each_entry(s, write_entry, &w);
@@ -97,6 +122,7 @@ rv_err *rv_state_snapshot(rv_state *s, FILE *out, const char *what, uint64_t *by
         put_u8(&w, 'Z');
         put_u64(&w, w.entries);
         put_u64(&w, w.timers);
+        flush_chunk(&w);
         uint64_t sum = XXH3_64bits_digest(w.h);
         if (fwrite(&sum, 1, 8, out) != 8)
             w.failed = true;
@@ -105,6 +131,7 @@ rv_err *rv_state_snapshot(rv_state *s, FILE *out, const char *what, uint64_t *by
             w.failed = true;
     }
     XXH3_freeState(w.h);
+    free(w.buf);
     if (!err && w.failed)
         err = rv_err_new(RV_ERR_IO, "%s: writing the state snapshot failed (disk full?)", what);
     if (!err && bytes)
@@ -118,21 +145,55 @@ typedef struct reader {
     FILE *f;
     XXH3_state_t *h;
     const char *what;
-    uint8_t *buf;
+    uint8_t *buf; /* one entry or timer key */
     size_t cap;
+    uint8_t *in;  /* CHUNK bytes read ahead; [hpos, pos) consumed but not hashed yet */
+    size_t pos, len, hpos;
+    bool nohash;  /* reading the checksum itself */
 } reader;
+
+static void hash_consumed(reader *r)
+{
+    if (!r->nohash)
+        XXH3_64bits_update(r->h, r->in + r->hpos, r->pos - r->hpos);
+    r->hpos = r->pos;
+}
 
 static rv_err *get(reader *r, void *p, size_t n)
 {
-    if (n && fread(p, 1, n, r->f) != n)
-        return rv_err_new(RV_ERR_CORRUPT, "%s: the state snapshot is truncated", r->what);
-    XXH3_64bits_update(r->h, p, n);
+    uint8_t *d = p;
+    while (n) {
+        if (r->pos == r->len) {
+            hash_consumed(r);
+            r->pos = r->hpos = 0;
+            r->len = fread(r->in, 1, CHUNK, r->f);
+            if (r->len == 0)
+                return rv_err_new(RV_ERR_CORRUPT, "%s: the state snapshot is truncated", r->what);
+        }
+        size_t k = n < r->len - r->pos ? n : r->len - r->pos;
+        memcpy(d, r->in + r->pos, k);
+        r->pos += k;
+        d += k;
+        n -= k;
+    }
     return NULL;
 }
 
+/* Reads the trailing checksum (not covered by itself). */
+static rv_err *get_checksum(reader *r, uint64_t *sum)
+{
+    hash_consumed(r);
+    r->nohash = true;
+    rv_err *err = get(r, sum, 8);
+    r->hpos = r->pos;
+    return err;
+}
+
+static bool at_end(reader *r) { return r->pos == r->len && fgetc(r->f) == EOF; }
+
 rv_err *rv_state_restore(rv_state *s, FILE *in, const char *what, int kg_first, int kg_end)
 {
-    reader r = {.f = in, .h = XXH3_createState(), .what = what};
+    reader r = {.f = in, .h = XXH3_createState(), .what = what, .in = rv_xmalloc(CHUNK)};
     XXH3_64bits_reset(r.h);
     uint64_t entries = 0, timers = 0;
     char magic[8];
@@ -190,12 +251,13 @@ rv_err *rv_state_restore(rv_state *s, FILE *in, const char *what, int kg_first, 
             uint64_t ne, nt, sum;
             if ((err = get(&r, &ne, 8)) || (err = get(&r, &nt, 8)))
                 break;
+            hash_consumed(&r);
             uint64_t want = XXH3_64bits_digest(r.h);
-            if (fread(&sum, 1, 8, in) != 8) {
-                err = rv_err_new(RV_ERR_CORRUPT, "%s: the state snapshot is truncated", what);
+            if ((err = get_checksum(&r, &sum))) {
+                break;
             } else if (sum != want || ne != entries || nt != timers) {
                 err = rv_err_new(RV_ERR_CORRUPT, "%s: the state snapshot is corrupt (checksum mismatch)", what);
-            } else if (fgetc(in) != EOF) {
+            } else if (!at_end(&r)) {
                 err = rv_err_new(RV_ERR_CORRUPT, "%s: the state snapshot has bytes after its end", what);
             }
             break;
@@ -205,5 +267,6 @@ rv_err *rv_state_restore(rv_state *s, FILE *in, const char *what, int kg_first, 
     }
     XXH3_freeState(r.h);
     free(r.buf);
+    free(r.in);
     return err;
 }

@@ -1,0 +1,334 @@
+#!/usr/bin/env bash
+# Benchmark: checkpoints and recovery on a local cluster (127.0.0.1): one
+# coordinator (--checkpoint-dir, heartbeats every 100 ms) and three task
+# managers with one slot each; jobs run at parallelism 2, so one task
+# manager is a spare that takes over after a failure.
+#
+#  1. recovery: bench/recovery/keyed_state.yaml (paced generator at RATE
+#     records/s, keyed state of KEYS entries, checkpoint every 10 s) with
+#     small state (10 K keys) and large state (LARGE_KEYS, default 10 M keys
+#     = ~1.06 GB in a checkpoint). After a checkpoint has completed, the
+#     task manager running window subtask 0 gets SIGKILL, and the table
+#     shows the time from the kill to
+#       lost       the coordinator's `task manager X lost` line,
+#       restart    `restart 1 of N` (every subtask of the failed attempt
+#                  has stopped; the restart delay is 0),
+#       RUNNING    `is RUNNING ... resuming from` (the new attempt is
+#                  deployed; the task managers restore state after this),
+#       processing every window subtask of the new attempt has taken in
+#                  records (status --json records_in, see below),
+#       next_chk   the first checkpoint completed after the recovery (when
+#                  a `file` sink would publish again).
+#  2. the two consecutive checkpoints at large state once it stopped
+#     growing: duration, longest pause of a subtask, bytes.
+#  3. throughput of bench/recovery/throughput.yaml (unpaced generator,
+#     keyed tumbling window, discard) without and with `checkpointing:
+#     {interval: 10s}`, as events/s per core: events / CPU seconds of all
+#     engine processes (coordinator and task managers, from /proc), and
+#     the ratio.
+#
+# How "processing" is measured: the source subtasks are a poor signal:
+# a restarted generator emits a few batches at once (they fill the
+# channels) while the window subtasks are still loading their state, and
+# the counters of a new attempt start from 0, not from the restored
+# position. The window subtasks report records_in = 0 until their state is
+# restored and they take their first batch. The coordinator keeps the old
+# attempt's counters until the new attempt's first heartbeat, so a reading
+# counts as the new attempt's once it is below the largest value seen
+# before (old counters only grow, and the new attempt cannot catch up in
+# the few seconds measured). The figure is the end of the first status call
+# in which every window subtask shows 0 < records_in < old value;
+# resolution ~100-150 ms (heartbeat interval plus one status call). The
+# file sink's part files were not used: they appear only when a checkpoint
+# completes, i.e. up to an interval after processing resumed (next_chk
+# shows when that is).
+#
+# Snapshots are full today (not incremental) and written on the subtask's
+# thread, so every checkpoint at large state is as big as the first and
+# the subtask pauses for about its whole duration.
+#
+# Takes ~3-4 minutes and ~4 GB of memory (large state: two task managers
+# holding ~1.6 GB each during the restore).
+#   bench/recovery.sh [build-dir] [phase...]   # build-dir default build-bench;
+#                                              # phases: throughput small large
+#   LARGE_KEYS=5000000 RATE=500000 bench/recovery.sh
+#   KEEP=1 bench/recovery.sh                   # keep the logs (path printed)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build-bench}
+[ $# -gt 0 ] && shift
+phases=("$@")
+[ ${#phases[@]} -gt 0 ] || phases=(throughput small large)
+for p in "${phases[@]}"; do
+  case $p in throughput | small | large) ;; *) echo "unknown phase '$p' (throughput small large)" >&2; exit 2 ;; esac
+done
+small_keys=${SMALL_KEYS:-10000}
+large_keys=${LARGE_KEYS:-10000000}
+rate=${RATE:-1000000}
+tput_count=${TPUT_COUNT:-40000000}
+
+if [ ! -f "$build/build.ninja" ]; then
+  meson setup "$build" --buildtype=release >/dev/null
+fi
+bt=$(meson configure "$build" 2>/dev/null | awk '$1 == "buildtype" { print $2 }')
+[ "$bt" = release ] || echo "warning: $build has buildtype '$bt', not release" >&2
+ninja -C "$build" rivulet-coordinator rivulet-taskmanager cli/rivulet >/dev/null
+cli=$build/cli/rivulet
+
+run=$(mktemp -d /tmp/rivulet-recovery-XXXX)
+port=$((20000 + RANDOM % 20000))
+url=tcp://127.0.0.1:$port
+ticks=$(getconf CLK_TCK)
+clog=$run/coordinator.log
+
+pids=()            # every process this script started
+declare -A tm_pid  # live task managers: name -> pid
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ -n "${KEEP:-}" ]; then echo "logs kept in $run" >&2; else rm -rf "$run"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# CPU ticks of all live engine processes.
+cpu_all() {
+  local s p
+  s=$(cpu_of "$cpid")
+  for p in "${tm_pid[@]}"; do s=$((s + $(cpu_of "$p"))); done
+  echo "$s"
+}
+now_ms() { date +%s%3N; }
+# Epoch ms of a log line (its first field is the UTC time of day HH:MM:SS.mmm).
+log_ms() {
+  awk -v now="$(now_ms)" '{ split($1, a, ":"); t = int(now / 86400000) * 86400000 + (a[1] * 3600 + a[2] * 60 + a[3]) * 1000
+                            if (t > now + 43200000) t -= 86400000
+                            printf "%.0f\n", t }'
+}
+# First line of the coordinator log matching an extended regex, waiting up to $2 s.
+wait_log() {
+  local re=$1 deadline=$(($(date +%s) + $2)) line
+  while :; do
+    line=$(grep -E -m1 -- "$re" "$clog" || true)
+    [ -n "$line" ] && { echo "$line"; return 0; }
+    [ "$(date +%s)" -ge "$deadline" ] && return 1
+    sleep 0.05
+  done
+}
+registered() { grep -c " registered: " "$clog" || true; }
+start_tm() {
+  local name=$1 want
+  want=$(($(registered) + 1))
+  "$build/rivulet-taskmanager" --coordinator "$url" --slots 1 --name "$name" -v \
+    --state-dir "$run/state-$name" >"$run/$name.log" 2>&1 &
+  tm_pid[$name]=$!
+  pids+=($!)
+  for _ in $(seq 1 100); do
+    [ "$(registered)" -ge "$want" ] && return 0
+    sleep 0.05
+  done
+  echo "task manager $name did not register" >&2
+  exit 1
+}
+status_json() { "$cli" status "$1" --json --coordinator "$url"; }
+job_state() { status_json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])'; }
+# job.yaml from a template: instantiate TEMPLATE OUT KEY=VALUE...
+instantiate() {
+  local tmpl=$1 out=$2 kv
+  shift 2
+  cp "$tmpl" "$out"
+  for kv in "$@"; do
+    python3 - "$out" "${kv%%=*}" "${kv#*=}" <<'PY'
+import sys
+path, key, val = sys.argv[1:]
+with open(path) as f:
+    text = f.read()
+with open(path, "w") as f:
+    f.write(text.replace("@" + key + "@", val))
+PY
+  done
+}
+cancel_job() {
+  "$cli" cancel "$1" --coordinator "$url" >/dev/null 2>&1 || true
+  for _ in $(seq 1 300); do
+    case $(job_state "$1" 2>/dev/null || echo "?") in CANCELED | FAILED | FINISHED) return 0 ;; esac
+    sleep 0.1
+  done
+  echo "warning: job $1 did not end after cancel" >&2
+}
+# Checkpoint completions of job $1 in the coordinator log: "id ms pause_ms bytes time_ms".
+chk_lines() {
+  grep -E "job $1: checkpoint [0-9]+ complete in" "$clog" | while IFS= read -r l; do
+    t=$(log_ms <<<"$l")
+    sed -E "s/.* checkpoint ([0-9]+) complete in ([0-9]+) ms \(longest pause of a subtask ([0-9.]+) ms\), ([0-9]+) bytes.*/\1 \2 \3 \4 $t/" <<<"$l"
+  done
+}
+
+"$build/rivulet-coordinator" --listen "$url" --checkpoint-dir "$run/checkpoints" \
+  --heartbeat-interval 100ms --heartbeat-timeout 1500ms >"$clog" 2>&1 &
+cpid=$!
+pids+=($cpid)
+for _ in $(seq 1 100); do grep -q "listening on" "$clog" && break; sleep 0.05; done
+tm_seq=0
+new_tm() { tm_seq=$((tm_seq + 1)); start_tm "tm-$tm_seq"; }
+new_tm; new_tm; new_tm
+
+has_phase() { local p; for p in "${phases[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
+
+# ---- 3. throughput with and without checkpoints ----
+tput_rows=()
+if has_phase throughput; then
+  for mode in off on; do
+    if [ $mode = on ]; then chk='checkpointing: {interval: 10s, mode: exactly_once}'; else chk='# no checkpointing'; fi
+    instantiate bench/recovery/throughput.yaml "$run/tput-$mode.yaml" NAME="tput-$mode" COUNT="$tput_count" CHECKPOINTING="$chk"
+    c0=$(cpu_all)
+    t0=$(now_ms)
+    id=$("$cli" submit --wait --coordinator "$url" "$run/tput-$mode.yaml")
+    t1=$(now_ms)
+    c1=$(cpu_all)
+    events=$(status_json "$id" | python3 -c \
+      'import json,sys; j=json.load(sys.stdin); print(sum(s["records_in"] for s in j["subtasks"] if s["task"] == 0))')
+    nchk=$(chk_lines "$id" | wc -l)
+    maxpause=$(chk_lines "$id" | awk 'BEGIN { m = 0 } $3 > m { m = $3 } END { print m }')
+    tput_rows+=("$mode $events $(((t1 - t0))) $((c1 - c0)) $nchk $maxpause")
+  done
+fi
+
+# ---- 1./2. recovery ----
+rec_rows=()
+chk_rows=()
+recover() {
+  local label=$1 keys=$2 id victim vpid line restored bytes t_a t_r t_b t_d out t_kill t_proc
+  instantiate bench/recovery/keyed_state.yaml "$run/$label.yaml" NAME="$label" KEYS="$keys" RATE="$rate"
+  id=$("$cli" submit --coordinator "$url" "$run/$label.yaml")
+  if [ "$label" = large ]; then
+    # Wait until the state stopped growing: two consecutive checkpoints of
+    # equal size (every key is in the window from then on).
+    local deadline=$(($(date +%s) + 170)) pair=""
+    while [ -z "$pair" ]; do
+      pair=$(chk_lines "$id" | awk 'NR > 1 && $4 == pb && $4 > 0 { print prev; print; exit } { prev = $0; pb = $4 }')
+      [ -n "$pair" ] && break
+      if [ "$(date +%s)" -ge "$deadline" ]; then
+        echo "warning: no two equal checkpoints within 170 s; using the last two" >&2
+        pair=$(chk_lines "$id" | tail -2)
+        break
+      fi
+      sleep 0.2
+    done
+    while read -r n ms pause b _; do chk_rows+=("$n $ms $pause $b"); done <<<"$pair"
+    # Kill 2 s after the second one, well before the next starts.
+    local last_t
+    last_t=$(tail -1 <<<"$pair" | awk '{print $5}')
+    sleep "$(awk -v d=$((last_t + 2000 - $(now_ms))) 'BEGIN { print (d > 0 ? d / 1000 : 0) }')"
+  else
+    wait_log "job $id: checkpoint 1 complete" 60 >/dev/null || { echo "no checkpoint for $label" >&2; exit 1; }
+    sleep 2
+  fi
+  victim=$(status_json "$id" | python3 -c \
+    'import json,sys; j=json.load(sys.stdin); print([s["taskmanager"] for s in j["subtasks"] if s["chain"].startswith("per_key") and s["subtask"] == 0][0])')
+  vpid=${tm_pid[$victim]}
+  # The poller kills the victim (so the kill time and the baseline counters
+  # are taken together) and watches the window subtasks' records_in.
+  out=$(python3 - "$cli" "$url" "$id" "$vpid" <<'PY'
+import json, os, signal, subprocess, sys, time
+cli, url, job, pid = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+def status():
+    r = subprocess.run([cli, "status", job, "--json", "--coordinator", url], capture_output=True, text=True)
+    if r.returncode != 0:
+        return None
+    try:
+        j = json.loads(r.stdout)
+    except ValueError:
+        return None
+    return {s["subtask"]: s["records_in"] for s in j["subtasks"] if s["chain"].startswith("per_key")}
+old = status()
+t_kill = time.time() * 1000
+os.kill(pid, signal.SIGKILL)
+new = {}
+deadline = time.time() + 120
+while time.time() < deadline:
+    cur = status()
+    t = time.time() * 1000
+    if cur is None:
+        time.sleep(0.02)
+        continue
+    for k, v in cur.items():
+        if v < old.get(k, 0):
+            new[k] = v            # a counter of the new attempt
+        elif k not in new:
+            old[k] = v            # the old attempt, still reporting
+    if len(new) == len(old) and all(v > 0 for v in new.values()):
+        print("%.0f %.0f" % (t_kill, t))
+        sys.exit(0)
+    time.sleep(0.01)
+print("%.0f -1" % t_kill)
+PY
+)
+  read -r t_kill t_proc <<<"$out"
+  wait "$vpid" 2>/dev/null || true
+  unset "tm_pid[$victim]"
+  t_a=$(wait_log "task manager $victim lost" 30 | log_ms) || t_a=-1
+  t_r=$(wait_log "job $id \\([^)]*\\): restart 1 of" 60 | log_ms) || t_r=-1
+  line=$(wait_log "job $id \\([^)]*\\) is RUNNING .*resuming from" 60) || line=""
+  t_b=$([ -n "$line" ] && log_ms <<<"$line" || echo -1)
+  restored=$(wait_log "job $id: resuming from checkpoint" 1 | sed -E 's/.*checkpoint ([0-9]+) .*/\1/') || restored=""
+  bytes=$(chk_lines "$id" | awk -v n="$restored" '$1 == n { print $4 }')
+  # First checkpoint completed after the recovery.
+  local deadline=$(($(date +%s) + 45))
+  t_d=-1
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    t_d=$(chk_lines "$id" | awk -v r="$restored" -v tb="$t_b" '$1 > r && $5 >= tb { print $5; exit }')
+    [ -n "$t_d" ] && break
+    t_d=-1
+    sleep 0.2
+  done
+  d() { [ "$1" -ge 0 ] 2>/dev/null && echo $(($1 - t_kill)) || echo -; }
+  rec_rows+=("$label $keys ${bytes:-?} ${restored:-?} $(d "$t_a") $(d "$t_r") $(d "$t_b") $(d "$t_proc") $(d "$t_d")")
+  cancel_job "$id"
+  new_tm # replace the killed task manager: three again, one spare
+}
+has_phase small && recover small "$small_keys"
+has_phase large && recover large "$large_keys"
+
+# ---- tables ----
+echo "Rivulet checkpoints and recovery: 127.0.0.1, coordinator + 3 task managers x 1 slot, jobs at parallelism 2, $(nproc) cores"
+if [ ${#rec_rows[@]} -gt 0 ]; then
+  echo
+  echo "1. Recovery after SIGKILL of the task manager running window subtask 0 (generator paced at $rate records/s;"
+  echo "   ms after the kill; the restored checkpoint is the latest complete one)"
+  printf '%-6s %9s %14s %9s %7s %8s %8s %11s %9s\n' state keys state_bytes restored lost restart RUNNING processing next_chk
+  for r in "${rec_rows[@]}"; do
+    read -r l k b n a s u p c <<<"$r"
+    printf '%-6s %9s %14s %9s %7s %8s %8s %11s %9s\n' "$l" "$k" "$b" "chk-$n" "$a" "$s" "$u" "$p" "$c"
+  done
+fi
+if [ ${#chk_rows[@]} -gt 0 ]; then
+  echo
+  echo "2. Checkpoints at large state ($large_keys keys; full snapshots, synchronous on the subtask's thread)"
+  printf '%-10s %12s %18s %14s %10s\n' checkpoint complete_ms longest_pause_ms bytes MB/s
+  for r in "${chk_rows[@]}"; do
+    read -r n ms pause b <<<"$r"
+    awk -v n="$n" -v ms="$ms" -v p="$pause" -v b="$b" \
+      'BEGIN { printf "%-10s %12d %18.1f %14d %10.0f\n", "chk-" n, ms, p, b, ms > 0 ? b / ms / 1000 : 0 }'
+  done
+fi
+if [ ${#tput_rows[@]} -gt 0 ]; then
+  echo
+  echo "3. Throughput, unpaced generator -> keyed tumbling 1 s (10 K keys) -> discard, $tput_count events"
+  echo "   (events/s per core = events / CPU s of coordinator + all task managers)"
+  printf '%-22s %11s %8s %8s %14s %12s %15s\n' checkpointing events wall_s cpu_s events/s/core checkpoints max_pause_ms
+  declare -A eps
+  for r in "${tput_rows[@]}"; do
+    read -r mode ev wall cpu n mp <<<"$r"
+    label="none"
+    [ "$mode" = on ] && label="interval 10s"
+    eps[$mode]=$(awk -v e="$ev" -v c="$cpu" -v t="$ticks" 'BEGIN { printf "%.0f", c > 0 ? e / (c / t) : 0 }')
+    awk -v l="$label" -v e="$ev" -v w="$wall" -v c="$cpu" -v t="$ticks" -v n="$n" -v mp="$mp" -v x="${eps[$mode]}" \
+      'BEGIN { printf "%-22s %11d %8.2f %8.2f %14d %12d %15.1f\n", l, e, w / 1000, c / t, x, n, mp }'
+  done
+  if [ -n "${eps[on]:-}" ] && [ -n "${eps[off]:-}" ]; then
+    awk -v a="${eps[on]}" -v b="${eps[off]}" 'BEGIN { printf "ratio with/without checkpoints (events/s/core): %.3f\n", b > 0 ? a / b : 0 }'
+  fi
+fi

@@ -1,0 +1,46 @@
+/* rv_chk_upload: the asynchronous half of subtask snapshots. A subtask
+ * serialises its keyed state into memory at the barrier (the short
+ * synchronous part) and hands the buffers here; one thread per job run
+ * writes them into the checkpoint directory (temporary name, fsync,
+ * rename; size and checksum into the handles) and then acknowledges the
+ * subtask's part of the checkpoint, while the subtask goes on processing.
+ *
+ * At most one checkpoint is in flight per job (the coordinator triggers
+ * the next only after the previous completed or was abandoned), so the
+ * memory held here is bounded by one snapshot of the run's state. */
+#ifndef RV_CHK_UPLOAD_H
+#define RV_CHK_UPLOAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rivulet.pb-c.h"
+
+typedef struct rv_chk_uploader rv_chk_uploader;
+
+/* Called on the upload thread when a subtask's part is written (or failed:
+ * error set, hs NULL). The handles are borrowed for the call. */
+typedef void (*rv_chk_upload_done_fn)(void *arg, uint64_t id, int task, int subtask, Rivulet__StateHandle **hs,
+                                      size_t n, const char *error, uint64_t sync_us, uint64_t async_us);
+
+/* One buffer to write as dir/name; its size and checksum go to handle
+ * hs[handle] (whose `file` becomes name). */
+typedef struct rv_chk_blob {
+    size_t handle;
+    char *name; /* owned */
+    char *data; /* owned (malloc'd) */
+    size_t len;
+} rv_chk_blob;
+
+rv_chk_uploader *rv_chk_uploader_new(const char *tag, rv_chk_upload_done_fn done, void *arg);
+/* Queues a subtask's part of checkpoint id. Takes dir, hs (and each
+ * handle, freed with rv_chk_handles_free) and blobs. */
+void rv_chk_uploader_put(rv_chk_uploader *u, uint64_t id, int task, int subtask, char *dir, Rivulet__StateHandle **hs,
+                         size_t n, rv_chk_blob *blobs, size_t nblobs, uint64_t sync_us);
+/* Writes what is queued, then stops the thread and frees. Accepts NULL. */
+void rv_chk_uploader_free(rv_chk_uploader *u);
+
+/* Frees handles built by the runtime (node, file, operator_state owned). */
+void rv_chk_handles_free(Rivulet__StateHandle **hs, size_t n);
+
+#endif
