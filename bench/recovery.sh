@@ -19,13 +19,16 @@
 #                  records (status --json records_in, see below),
 #       next_chk   the first checkpoint completed after the recovery (when
 #                  a `file` sink would publish again).
-#  2. the two consecutive checkpoints at large state once it stopped
-#     growing: duration, longest pause of a subtask, bytes.
+#  2. the first two consecutive checkpoints of equal size at large state
+#     (the state stopped growing): duration, longest pause of a subtask,
+#     longest write and bytes written (when the coordinator logs them),
+#     bytes of state.
 #  3. throughput of bench/recovery/throughput.yaml (unpaced generator,
 #     keyed tumbling window, discard) without and with `checkpointing:
 #     {interval: 10s}`, as events/s per core: events / CPU seconds of all
 #     engine processes (coordinator and task managers, from /proc), and
-#     the ratio.
+#     the ratio. TPUT_REPS (2) runs of TPUT_COUNT (200 M) events each,
+#     interleaved (off on off on), summed.
 #
 # How "processing" is measured: the source subtasks are a poor signal:
 # a restarted generator emits a few batches at once (they fill the
@@ -43,16 +46,18 @@
 # completes, i.e. up to an interval after processing resumed (next_chk
 # shows when that is).
 #
-# Snapshots are full today (not incremental) and written on the subtask's
-# thread, so every checkpoint at large state is as big as the first and
-# the subtask pauses for about its whole duration.
+# Snapshots are full today (not incremental): every checkpoint at large
+# state is as big as the first. How long a subtask pauses depends on how
+# much of the write happens on its thread (the coordinator's line has a
+# `longest write` figure in builds that write asynchronously).
 #
-# Takes ~3-4 minutes and ~4 GB of memory (large state: two task managers
+# Takes ~4 minutes and ~4 GB of memory (large state: two task managers
 # holding ~1.6 GB each during the restore).
 #   bench/recovery.sh [build-dir] [phase...]   # build-dir default build-bench;
 #                                              # phases: throughput small large
 #   LARGE_KEYS=5000000 RATE=500000 bench/recovery.sh
 #   KEEP=1 bench/recovery.sh                   # keep the logs (path printed)
+#   NO_BUILD=1 bench/recovery.sh               # run the binaries as they are
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-bench}
@@ -65,14 +70,21 @@ done
 small_keys=${SMALL_KEYS:-10000}
 large_keys=${LARGE_KEYS:-10000000}
 rate=${RATE:-1000000}
-tput_count=${TPUT_COUNT:-40000000}
+tput_count=${TPUT_COUNT:-200000000}
+tput_reps=${TPUT_REPS:-2}
 
 if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" --buildtype=release >/dev/null
 fi
 bt=$(meson configure "$build" 2>/dev/null | awk '$1 == "buildtype" { print $2 }')
 [ "$bt" = release ] || echo "warning: $build has buildtype '$bt', not release" >&2
-ninja -C "$build" rivulet-coordinator rivulet-taskmanager cli/rivulet >/dev/null
+if [ -z "${NO_BUILD:-}" ]; then
+  out=$(ninja -C "$build" rivulet-coordinator rivulet-taskmanager cli/rivulet 2>&1) || {
+    echo "$out" | tail -20 >&2
+    echo "build failed (NO_BUILD=1 runs the binaries already in $build)" >&2
+    exit 1
+  }
+fi
 cli=$build/cli/rivulet
 
 run=$(mktemp -d /tmp/rivulet-recovery-XXXX)
@@ -158,11 +170,15 @@ cancel_job() {
   done
   echo "warning: job $1 did not end after cancel" >&2
 }
-# Checkpoint completions of job $1 in the coordinator log: "id ms pause_ms bytes time_ms".
+# Checkpoint completions of job $1 in the coordinator log:
+# "id ms pause_ms bytes time_ms write_ms written" (write_ms and written are
+# "-" when the line has no `longest write` or `N written` figure).
 chk_lines() {
-  grep -E "job $1: checkpoint [0-9]+ complete in" "$clog" | while IFS= read -r l; do
+  { grep -E "job $1: checkpoint [0-9]+ complete in" "$clog" || true; } | while IFS= read -r l; do
     t=$(log_ms <<<"$l")
-    sed -E "s/.* checkpoint ([0-9]+) complete in ([0-9]+) ms \(longest pause of a subtask ([0-9.]+) ms\), ([0-9]+) bytes.*/\1 \2 \3 \4 $t/" <<<"$l"
+    w=$(sed -nE 's/.*longest write ([0-9.]+) ms.*/\1/p' <<<"$l")
+    x=$(sed -nE 's/.* bytes of state, ([0-9]+) written.*/\1/p' <<<"$l")
+    sed -E "s/.* checkpoint ([0-9]+) complete in ([0-9]+) ms \(longest pause of a subtask ([0-9.]+) ms[^)]*\), ([0-9]+) bytes.*/\1 \2 \3 \4 $t ${w:--} ${x:--}/" <<<"$l"
   done
 }
 
@@ -178,21 +194,30 @@ new_tm; new_tm; new_tm
 has_phase() { local p; for p in "${phases[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 
 # ---- 3. throughput with and without checkpoints ----
-tput_rows=()
+# TPUT_REPS runs of each, interleaved (off on off on) so that drift in the
+# load of a shared machine hits both alike; the figures are the sums.
+declare -A t_ev t_wall t_cpu t_chk t_pause
+tput_modes=()
 if has_phase throughput; then
-  for mode in off on; do
-    if [ $mode = on ]; then chk='checkpointing: {interval: 10s, mode: exactly_once}'; else chk='# no checkpointing'; fi
-    instantiate bench/recovery/throughput.yaml "$run/tput-$mode.yaml" NAME="tput-$mode" COUNT="$tput_count" CHECKPOINTING="$chk"
-    c0=$(cpu_all)
-    t0=$(now_ms)
-    id=$("$cli" submit --wait --coordinator "$url" "$run/tput-$mode.yaml")
-    t1=$(now_ms)
-    c1=$(cpu_all)
-    events=$(status_json "$id" | python3 -c \
-      'import json,sys; j=json.load(sys.stdin); print(sum(s["records_in"] for s in j["subtasks"] if s["task"] == 0))')
-    nchk=$(chk_lines "$id" | wc -l)
-    maxpause=$(chk_lines "$id" | awk 'BEGIN { m = 0 } $3 > m { m = $3 } END { print m }')
-    tput_rows+=("$mode $events $(((t1 - t0))) $((c1 - c0)) $nchk $maxpause")
+  tput_modes=(off on)
+  for mode in off on; do t_ev[$mode]=0 t_wall[$mode]=0 t_cpu[$mode]=0 t_chk[$mode]=0 t_pause[$mode]=0; done
+  for ((rep = 0; rep < tput_reps; rep++)); do
+    for mode in off on; do
+      if [ $mode = on ]; then chk='checkpointing: {interval: 10s, mode: exactly_once}'; else chk='# no checkpointing'; fi
+      instantiate bench/recovery/throughput.yaml "$run/tput-$mode.yaml" NAME="tput-$mode" COUNT="$tput_count" CHECKPOINTING="$chk"
+      c0=$(cpu_all)
+      t0=$(now_ms)
+      id=$("$cli" submit --wait --coordinator "$url" "$run/tput-$mode.yaml") || { echo "throughput job ($mode) did not finish" >&2; exit 1; }
+      t1=$(now_ms)
+      c1=$(cpu_all)
+      events=$(status_json "$id" | python3 -c \
+        'import json,sys; j=json.load(sys.stdin); print(sum(s["records_in"] for s in j["subtasks"] if s["task"] == 0))')
+      t_ev[$mode]=$((t_ev[$mode] + events))
+      t_wall[$mode]=$((t_wall[$mode] + t1 - t0))
+      t_cpu[$mode]=$((t_cpu[$mode] + c1 - c0))
+      t_chk[$mode]=$((t_chk[$mode] + $(chk_lines "$id" | wc -l)))
+      t_pause[$mode]=$(chk_lines "$id" | awk -v m="${t_pause[$mode]}" '$3 > m { m = $3 } END { print m }')
+    done
   done
 fi
 
@@ -217,7 +242,7 @@ recover() {
       fi
       sleep 0.2
     done
-    while read -r n ms pause b _; do chk_rows+=("$n $ms $pause $b"); done <<<"$pair"
+    while read -r n ms pause b _ w x; do chk_rows+=("$n $ms $pause $w $b $x"); done <<<"$pair"
     # Kill 2 s after the second one, well before the next starts.
     local last_t
     last_t=$(tail -1 <<<"$pair" | awk '{print $5}')
@@ -306,29 +331,29 @@ if [ ${#rec_rows[@]} -gt 0 ]; then
 fi
 if [ ${#chk_rows[@]} -gt 0 ]; then
   echo
-  echo "2. Checkpoints at large state ($large_keys keys; full snapshots, synchronous on the subtask's thread)"
-  printf '%-10s %12s %18s %14s %10s\n' checkpoint complete_ms longest_pause_ms bytes MB/s
+  echo "2. Checkpoints at large state ($large_keys keys; full snapshots, not incremental)"
+  printf '%-10s %12s %17s %17s %14s %14s %8s\n' checkpoint complete_ms longest_pause_ms longest_write_ms state_bytes written_bytes MB/s
   for r in "${chk_rows[@]}"; do
-    read -r n ms pause b <<<"$r"
-    awk -v n="$n" -v ms="$ms" -v p="$pause" -v b="$b" \
-      'BEGIN { printf "%-10s %12d %18.1f %14d %10.0f\n", "chk-" n, ms, p, b, ms > 0 ? b / ms / 1000 : 0 }'
+    read -r n ms pause w b x <<<"$r"
+    awk -v n="$n" -v ms="$ms" -v p="$pause" -v w="$w" -v b="$b" -v x="$x" \
+      'BEGIN { printf "%-10s %12d %17.1f %17s %14d %14s %8.0f\n", "chk-" n, ms, p, w, b, x, (ms > 0 ? (x == "-" ? b : x) / ms / 1000 : 0) }'
   done
+  echo "   (MB/s: bytes written / complete_ms; longest_write and written are \"-\" when the coordinator does not log them)"
 fi
-if [ ${#tput_rows[@]} -gt 0 ]; then
+if [ ${#tput_modes[@]} -gt 0 ]; then
   echo
-  echo "3. Throughput, unpaced generator -> keyed tumbling 1 s (10 K keys) -> discard, $tput_count events"
-  echo "   (events/s per core = events / CPU s of coordinator + all task managers)"
-  printf '%-22s %11s %8s %8s %14s %12s %15s\n' checkpointing events wall_s cpu_s events/s/core checkpoints max_pause_ms
+  echo "3. Throughput, unpaced generator -> keyed tumbling 1 s (10 K keys) -> discard; $tput_reps x $tput_count events"
+  echo "   each, interleaved (events/s per core = events / CPU s of coordinator + all task managers)"
+  printf '%-14s %12s %8s %8s %14s %12s %13s\n' checkpointing events wall_s cpu_s events/s/core checkpoints max_pause_ms
   declare -A eps
-  for r in "${tput_rows[@]}"; do
-    read -r mode ev wall cpu n mp <<<"$r"
+  for mode in off on; do
     label="none"
     [ "$mode" = on ] && label="interval 10s"
-    eps[$mode]=$(awk -v e="$ev" -v c="$cpu" -v t="$ticks" 'BEGIN { printf "%.0f", c > 0 ? e / (c / t) : 0 }')
-    awk -v l="$label" -v e="$ev" -v w="$wall" -v c="$cpu" -v t="$ticks" -v n="$n" -v mp="$mp" -v x="${eps[$mode]}" \
-      'BEGIN { printf "%-22s %11d %8.2f %8.2f %14d %12d %15.1f\n", l, e, w / 1000, c / t, x, n, mp }'
+    eps[$mode]=$(awk -v e="${t_ev[$mode]}" -v c="${t_cpu[$mode]}" -v t="$ticks" 'BEGIN { printf "%.0f", (c > 0 ? e / (c / t) : 0) }')
+    awk -v l="$label" -v e="${t_ev[$mode]}" -v w="${t_wall[$mode]}" -v c="${t_cpu[$mode]}" -v t="$ticks" \
+      -v n="${t_chk[$mode]}" -v mp="${t_pause[$mode]}" -v x="${eps[$mode]}" \
+      'BEGIN { printf "%-14s %12d %8.2f %8.2f %14d %12d %13.1f\n", l, e, w / 1000, c / t, x, n, mp }'
   done
-  if [ -n "${eps[on]:-}" ] && [ -n "${eps[off]:-}" ]; then
-    awk -v a="${eps[on]}" -v b="${eps[off]}" 'BEGIN { printf "ratio with/without checkpoints (events/s/core): %.3f\n", b > 0 ? a / b : 0 }'
-  fi
+  awk -v a="${eps[on]}" -v b="${eps[off]}" \
+    'BEGIN { printf "ratio with/without checkpoints (events/s/core): %.3f\n", (b > 0 ? a / b : 0) }'
 fi

@@ -18,7 +18,7 @@ static void node_totals(const rv_chk_meta *m, size_t from, size_t to)
     uint64_t bytes = 0, op = 0;
     uint32_t kgs = 0;
     for (size_t i = from; i < to; i++) {
-        bytes += m->states[i]->size;
+        bytes += rv_chk_state_bytes(m->states[i]);
         op += m->states[i]->operator_state.len;
         kgs += m->states[i]->kg_end - m->states[i]->kg_first;
     }
@@ -69,7 +69,8 @@ int rv_cli_savepoint_inspect(int argc, char **argv)
         else
             snprintf(kg, sizeof(kg), "-");
         printf("%-16s %7u %11u %11s %14" PRIu64 " %14zu  %-24s  %-24s %s\n", h->node, (unsigned)h->subtask,
-               (unsigned)h->parallelism, kg, h->size, h->operator_state.len, wm, mx, h->finished ? "yes" : "no");
+               (unsigned)h->parallelism, kg, rv_chk_state_bytes(h), h->operator_state.len, wm, mx,
+               h->finished ? "yes" : "no");
     }
     for (size_t i = 0; i < n;) {
         size_t j = i;

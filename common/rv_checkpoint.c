@@ -155,6 +155,14 @@ void rv_chk_file_abort(rv_chk_file *cf)
 
 /* ---- _metadata ---- */
 
+/* A file name without directories ("" allowed when may_be_empty). */
+static bool plain_name(const char *s, bool may_be_empty)
+{
+    if (!s[0])
+        return may_be_empty;
+    return !strchr(s, '/') && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
+}
+
 rv_err *rv_chk_write_sealed(const char *dir, const char *name, const char *magic, const void *data, size_t dlen)
 {
     size_t len = 8 + 4 + dlen + 8;
@@ -233,9 +241,14 @@ rv_err *rv_chk_read_metadata(const char *dir, rv_chk_meta **out)
         rv_chk_meta *m = rivulet__checkpoint_metadata__unpack(NULL, plen, data);
         if (!m)
             err = rv_err_new(RV_ERR_CORRUPT, "%s does not decode", path);
-        for (size_t i = 0; m && !err && i < m->n_states; i++)
-            if (strchr(m->states[i]->file, '/') || strcmp(m->states[i]->file, "..") == 0)
+        for (size_t i = 0; m && !err && i < m->n_states; i++) {
+            if (!plain_name(m->states[i]->file, true))
                 err = rv_err_new(RV_ERR_CORRUPT, "%s names a file outside its directory", path);
+            for (size_t k = 0; !err && k < m->states[i]->n_db_files; k++)
+                if (!plain_name(m->states[i]->db_files[k]->stored, false) ||
+                    !plain_name(m->states[i]->db_files[k]->name, false))
+                    err = rv_err_new(RV_ERR_CORRUPT, "%s names a file outside its directory", path);
+        }
         if (err)
             rv_chk_meta_free(m);
         else
@@ -252,36 +265,56 @@ void rv_chk_meta_free(rv_chk_meta *meta)
         rivulet__checkpoint_metadata__free_unpacked(meta, NULL);
 }
 
+uint64_t rv_chk_state_bytes(const rv_chk_state *h)
+{
+    uint64_t n = h->size;
+    for (size_t k = 0; k < h->n_db_files; k++)
+        n += h->db_files[k]->size;
+    return n;
+}
+
+/* Checks that path has size bytes with XXH3 checksum. */
+static rv_err *verify_file(const char *path, uint64_t want_size, uint64_t want_sum, uint8_t *buf)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return rv_err_new(RV_ERR_NOT_FOUND, "%s is missing: %s", path, strerror(errno));
+    XXH3_state_t *h = XXH3_createState();
+    XXH3_64bits_reset(h);
+    uint64_t size = 0;
+    size_t n;
+    while ((n = fread(buf, 1, 1 << 16, f)) > 0) {
+        XXH3_64bits_update(h, buf, n);
+        size += n;
+    }
+    rv_err *err = NULL;
+    if (size != want_size)
+        err = rv_err_new(RV_ERR_CORRUPT, "%s has %" PRIu64 " bytes, the checkpoint says %" PRIu64, path, size, want_size);
+    else if (XXH3_64bits_digest(h) != want_sum)
+        err = rv_err_new(RV_ERR_CORRUPT, "%s is corrupt (checksum mismatch)", path);
+    XXH3_freeState(h);
+    fclose(f);
+    return err;
+}
+
 rv_err *rv_chk_verify(const char *dir, const rv_chk_meta *meta)
 {
     uint8_t *buf = rv_xmalloc(1 << 16);
     rv_err *err = NULL;
     for (size_t i = 0; i < meta->n_states && !err; i++) {
         const rv_chk_state *st = meta->states[i];
-        if (!st->file[0])
-            continue;
-        char *path = rv_xasprintf("%s/%s", dir, st->file);
-        FILE *f = fopen(path, "rb");
-        if (!f) {
-            err = rv_err_new(RV_ERR_NOT_FOUND, "%s is missing: %s", path, strerror(errno));
-        } else {
-            XXH3_state_t *h = XXH3_createState();
-            XXH3_64bits_reset(h);
-            uint64_t size = 0;
-            size_t n;
-            while ((n = fread(buf, 1, 1 << 16, f)) > 0) {
-                XXH3_64bits_update(h, buf, n);
-                size += n;
-            }
-            if (size != st->size)
-                err = rv_err_new(RV_ERR_CORRUPT, "%s has %" PRIu64 " bytes, the checkpoint says %" PRIu64, path, size,
-                                 st->size);
-            else if (XXH3_64bits_digest(h) != st->checksum)
-                err = rv_err_new(RV_ERR_CORRUPT, "%s is corrupt (checksum mismatch)", path);
-            XXH3_freeState(h);
-            fclose(f);
+        if (st->file[0]) {
+            char *path = rv_xasprintf("%s/%s", dir, st->file);
+            err = verify_file(path, st->size, st->checksum, buf);
+            free(path);
         }
-        free(path);
+        for (size_t k = 0; k < st->n_db_files && !err; k++) {
+            const Rivulet__DbFile *f = st->db_files[k];
+            char *path = f->shared ? rv_xasprintf("%s/../%s/%s", dir, RV_CHK_SHARED, f->stored)
+                                   : rv_xasprintf("%s/%s", dir, f->stored);
+            err = verify_file(path, f->size, f->checksum, buf);
+            free(path);
+        }
     }
     free(buf);
     return err;
@@ -355,6 +388,66 @@ rv_err *rv_chk_latest(const char *root, const char *job, uint64_t *id, char **di
     return rv_err_new(RV_ERR_NOT_FOUND, "job %s has no complete checkpoint in %s", job, root);
 }
 
+/* Deletes the files of <root>/<job>/shared/ that no checkpoint left in
+ * <root>/<job> refers to (complete ones by their metadata; an incomplete
+ * one is newer than every complete one and keeps what it may use: files
+ * it refers to already existed or are written by it, so nothing it needs
+ * is older than the newest complete checkpoint's files — but to stay
+ * safe, nothing is deleted while an incomplete checkpoint exists). */
+static rv_err *remove_unreferenced_shared(const char *root, const char *job)
+{
+    char *shared = rv_xasprintf("%s/%s/%s", root, job, RV_CHK_SHARED);
+    DIR *d = opendir(shared);
+    if (!d) {
+        free(shared);
+        return NULL; /* no incremental state */
+    }
+    uint64_t *ids;
+    size_t n = list_ids(root, job, &ids);
+    char **refs = NULL;
+    size_t nrefs = 0, cap = 0;
+    bool incomplete = false;
+    for (size_t i = 0; i < n && !incomplete; i++) {
+        char *cd = rv_chk_dir(root, job, ids[i]);
+        rv_chk_meta *m = NULL;
+        rv_err *err = rv_chk_read_metadata(cd, &m);
+        if (err) {
+            incomplete = true; /* or damaged: keep everything */
+            rv_err_free(err);
+        }
+        for (size_t s = 0; m && s < m->n_states; s++)
+            for (size_t k = 0; k < m->states[s]->n_db_files; k++)
+                if (m->states[s]->db_files[k]->shared) {
+                    rv_xgrow((void **)&refs, &cap, nrefs + 1, sizeof(*refs));
+                    refs[nrefs++] = rv_xstrdup(m->states[s]->db_files[k]->stored);
+                }
+        rv_chk_meta_free(m);
+        free(cd);
+    }
+    free(ids);
+    rv_err *err = NULL;
+    struct dirent *e;
+    while (!incomplete && !err && (e = readdir(d))) {
+        if (e->d_name[0] == '.' && (e->d_name[1] == 0 || (e->d_name[1] == '.' && e->d_name[2] == 0)))
+            continue;
+        bool used = false;
+        for (size_t i = 0; i < nrefs && !used; i++)
+            used = strcmp(refs[i], e->d_name) == 0;
+        if (used)
+            continue;
+        char *p = rv_xasprintf("%s/%s", shared, e->d_name);
+        if (unlink(p) != 0 && errno != ENOENT)
+            err = rv_err_new(RV_ERR_IO, "cannot remove %s: %s", p, strerror(errno));
+        free(p);
+    }
+    closedir(d);
+    for (size_t i = 0; i < nrefs; i++)
+        free(refs[i]);
+    free(refs);
+    free(shared);
+    return err;
+}
+
 rv_err *rv_chk_retain(const char *root, const char *job, int retained)
 {
     uint64_t *ids;
@@ -376,5 +469,5 @@ rv_err *rv_chk_retain(const char *root, const char *job, int retained)
         free(d);
     }
     free(ids);
-    return err;
+    return err ? err : remove_unreferenced_shared(root, job);
 }

@@ -11,6 +11,11 @@
  * file and a checksum of its own, so a damaged checkpoint is detected on
  * restore and the previous one is used (rv_chk_latest).
  *
+ * Incremental keyed state: SST files of RocksDB checkpoints go once into
+ * <root>/<job id>/shared/ and are referred to by every later checkpoint
+ * that still has them (StateHandle.db_files); rv_chk_retain deletes the
+ * shared files no remaining checkpoint refers to.
+ *
  * `_metadata` format: "RVCHK001", u32 little-endian length, a protobuf
  * CheckpointMetadata (proto/rivulet.proto) of that length, then u64 XXH3
  * of every preceding byte.
@@ -30,6 +35,8 @@
 #include "rv_err.h"
 
 typedef Rivulet__CheckpointMetadata rv_chk_meta;
+
+#define RV_CHK_SHARED "shared" /* <root>/<job>/shared/ */
 typedef Rivulet__StateHandle rv_chk_state;
 
 /* "<root>/<job>/chk-<id>" (rv_xasprintf'd). */
@@ -58,6 +65,8 @@ rv_err *rv_chk_write_metadata(const char *dir, const rv_chk_meta *meta);
 /* Reads and checks dir/_metadata; *out is freed with rv_chk_meta_free. */
 rv_err *rv_chk_read_metadata(const char *dir, rv_chk_meta **out);
 void rv_chk_meta_free(rv_chk_meta *meta); /* accepts NULL */
+/* Bytes of keyed state a handle refers to (its stream and database files). */
+uint64_t rv_chk_state_bytes(const rv_chk_state *h);
 /* Checks that every state file of meta exists in dir with its size and
  * checksum. */
 rv_err *rv_chk_verify(const char *dir, const rv_chk_meta *meta);

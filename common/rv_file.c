@@ -2,11 +2,13 @@
 #include "rv_file.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <ftw.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rv_mem.h"
 
@@ -80,4 +82,32 @@ rv_err *rv_file_remove_tree(const char *path)
     if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
         return rv_err_new(RV_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
     return NULL;
+}
+
+rv_err *rv_file_link_or_copy(const char *src, const char *dst)
+{
+    if (link(src, dst) == 0)
+        return NULL;
+    if (errno != EXDEV && errno != EPERM && errno != EMLINK)
+        return rv_err_new(RV_ERR_IO, "cannot link %s to %s: %s", src, dst, strerror(errno));
+    FILE *in = fopen(src, "rb");
+    if (!in)
+        return rv_err_new(RV_ERR_IO, "cannot open %s: %s", src, strerror(errno));
+    FILE *out = fopen(dst, "wbx");
+    if (!out) {
+        rv_err *err = rv_err_new(RV_ERR_IO, "cannot create %s: %s", dst, strerror(errno));
+        fclose(in);
+        return err;
+    }
+    char *buf = rv_xmalloc(1 << 20);
+    size_t n;
+    bool ok = true;
+    while (ok && (n = fread(buf, 1, 1 << 20, in)) > 0)
+        ok = fwrite(buf, 1, n, out) == n;
+    ok = ok && !ferror(in);
+    free(buf);
+    fclose(in);
+    if (fclose(out) != 0)
+        ok = false;
+    return ok ? NULL : rv_err_new(RV_ERR_IO, "copying %s to %s failed: %s", src, dst, strerror(errno));
 }

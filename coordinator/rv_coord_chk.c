@@ -101,6 +101,7 @@ static void trigger(rv_coord *c, job *j, int64_t now)
     t.attempt = j->attempt;
     t.id = id;
     t.dir = k->pending_dir;
+    t.savepoint = k->pending_savepoint;
     rv_envelope env;
     rv_proto_init(&env);
     env.body_case = RIVULET__ENVELOPE__BODY_TRIGGER_CHECKPOINT;
@@ -147,14 +148,16 @@ static void complete(rv_coord *c, job *j)
         rv_err_free(err);
         return;
     }
-    uint64_t bytes = 0;
-    for (size_t i = 0; i < k->nhandles; i++)
-        bytes += k->handles[i]->size;
+    uint64_t bytes = 0, written = 0;
+    for (size_t i = 0; i < k->nhandles; i++) {
+        bytes += rv_chk_state_bytes(k->handles[i]);
+        written += k->handles[i]->n_db_files ? k->handles[i]->size + k->handles[i]->uploaded : k->handles[i]->size;
+    }
     int64_t now = rv_now_ms();
     RV_LOG_INFO(TAG, "job %s: %s %" PRIu64 " complete in %lld ms (longest pause of a subtask %.1f ms, longest "
-                "write %.1f ms), %" PRIu64 " bytes of state",
+                "write %.1f ms), %" PRIu64 " bytes of state, %" PRIu64 " written",
                 j->id, k->pending_savepoint ? "savepoint" : "checkpoint", k->pending, (long long)(now - k->pending_start_ms),
-                (double)k->max_sync_us / 1000.0, (double)k->max_async_us / 1000.0, bytes);
+                (double)k->max_sync_us / 1000.0, (double)k->max_async_us / 1000.0, bytes, written);
     uint64_t id = k->pending;
     bool stop = false;
     if (k->pending_savepoint) {

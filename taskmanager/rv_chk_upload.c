@@ -1,6 +1,8 @@
 /* rv_chk_upload: the upload thread of a job run's snapshots. */
 #include "rv_chk_upload.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -8,6 +10,7 @@
 #include <string.h>
 
 #include "rv_checkpoint.h"
+#include "rv_file.h"
 #include "rv_log.h"
 #include "rv_mem.h"
 #include "rv_time.h"
@@ -24,8 +27,16 @@ typedef struct upload {
     struct upload *next;
 } upload;
 
+/* A shared file this uploader already stored (SST files never change). */
+typedef struct shared_file {
+    char *stored;
+    uint64_t size, checksum;
+} shared_file;
+
 struct rv_chk_uploader {
     char *tag;
+    shared_file *shared;
+    size_t nshared, shared_cap;
     rv_chk_upload_done_fn done;
     void *arg;
     pthread_t thread;
@@ -38,6 +49,12 @@ struct rv_chk_uploader {
 void rv_chk_handles_free(Rivulet__StateHandle **hs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < hs[i]->n_db_files; k++) {
+            free(hs[i]->db_files[k]->name);
+            free(hs[i]->db_files[k]->stored);
+            free(hs[i]->db_files[k]);
+        }
+        free(hs[i]->db_files);
         free(hs[i]->node);
         if (hs[i]->file != protobuf_c_empty_string)
             free(hs[i]->file);
@@ -64,12 +81,89 @@ static rv_err *write_blob(const char *dir, rv_chk_blob *b, Rivulet__StateHandle 
     return NULL;
 }
 
+/* Copies path into dir/name (temporary, fsync, rename); *size, *checksum
+ * describe it. */
+static rv_err *copy_file(const char *path, const char *dir, const char *name, uint64_t *size, uint64_t *checksum)
+{
+    FILE *in = fopen(path, "rb");
+    if (!in)
+        return rv_err_new(RV_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    rv_chk_file *cf = NULL;
+    rv_err *err = rv_chk_file_open(dir, name, &cf);
+    char *buf = rv_xmalloc(1 << 20);
+    size_t n;
+    while (!err && (n = fread(buf, 1, 1 << 20, in)) > 0)
+        if (fwrite(buf, 1, n, rv_chk_file_stream(cf)) != n)
+            err = rv_err_new(RV_ERR_IO, "writing %s/%s failed", dir, name);
+    if (!err && ferror(in))
+        err = rv_err_new(RV_ERR_IO, "reading %s failed", path);
+    free(buf);
+    fclose(in);
+    if (err) {
+        rv_chk_file_abort(cf);
+        return err;
+    }
+    return rv_chk_file_commit(cf, size, checksum);
+}
+
+/* Uploads the RocksDB checkpoint b->db_dir: new SST files into shared/,
+ * the rest into dir; lists them all in h. */
+static rv_err *upload_db(rv_chk_uploader *u, const char *dir, rv_chk_blob *b, Rivulet__StateHandle *h)
+{
+    char *shared_dir = rv_xasprintf("%s/../shared", dir);
+    DIR *d = opendir(b->db_dir);
+    rv_err *err = d ? NULL : rv_err_new(RV_ERR_IO, "cannot read %s: %s", b->db_dir, strerror(errno));
+    size_t cap = 0;
+    struct dirent *e;
+    while (!err && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        size_t l = strlen(e->d_name);
+        bool shared = l > 4 && strcmp(e->d_name + l - 4, ".sst") == 0;
+        Rivulet__DbFile *f = rv_xcalloc(1, sizeof(*f));
+        rivulet__db_file__init(f);
+        f->name = rv_xstrdup(e->d_name);
+        f->shared = shared;
+        f->stored = shared ? rv_xasprintf("%s-%s", b->db_prefix, e->d_name) : rv_xasprintf("%s-%s", b->name, e->d_name);
+        rv_xgrow((void **)&h->db_files, &cap, h->n_db_files + 1, sizeof(*h->db_files));
+        h->db_files[h->n_db_files++] = f;
+        const shared_file *known = NULL;
+        for (size_t i = 0; shared && i < u->nshared && !known; i++)
+            if (strcmp(u->shared[i].stored, f->stored) == 0)
+                known = &u->shared[i];
+        if (known) {
+            f->size = known->size;
+            f->checksum = known->checksum;
+            continue;
+        }
+        char *src = rv_xasprintf("%s/%s", b->db_dir, e->d_name);
+        err = copy_file(src, shared ? shared_dir : dir, f->stored, &f->size, &f->checksum);
+        free(src);
+        if (!err) {
+            h->uploaded += f->size;
+            if (shared) {
+                rv_xgrow((void **)&u->shared, &u->shared_cap, u->nshared + 1, sizeof(*u->shared));
+                u->shared[u->nshared++] = (shared_file){rv_xstrdup(f->stored), f->size, f->checksum};
+            }
+        }
+    }
+    if (d)
+        closedir(d);
+    free(shared_dir);
+    return err;
+}
+
 static void run_one(rv_chk_uploader *u, upload *w)
 {
     int64_t t0 = rv_now_ns();
     rv_err *err = NULL;
-    for (size_t i = 0; i < w->nblobs && !err; i++)
-        err = write_blob(w->dir, &w->blobs[i], w->hs[w->blobs[i].handle]);
+    for (size_t i = 0; i < w->nblobs && !err; i++) {
+        rv_chk_blob *b = &w->blobs[i];
+        if (b->db_dir)
+            err = upload_db(u, w->dir, b, w->hs[b->handle]);
+        if (!err)
+            err = write_blob(w->dir, b, w->hs[b->handle]);
+    }
     uint64_t async_us = (uint64_t)(rv_now_ns() - t0) / 1000;
     if (err) {
         RV_LOG_WARN(u->tag, "checkpoint %llu: writing the state of subtask %d.%d failed: %s", (unsigned long long)w->id,
@@ -80,6 +174,15 @@ static void run_one(rv_chk_uploader *u, upload *w)
         u->done(u->arg, w->id, w->task, w->subtask, w->hs, w->n, NULL, w->sync_us, async_us);
     }
     for (size_t i = 0; i < w->nblobs; i++) {
+        if (w->blobs[i].db_dir) {
+            rv_err *rerr = rv_file_remove_tree(w->blobs[i].db_dir);
+            if (rerr) {
+                RV_LOG_WARN(u->tag, "%s", rv_err_msg(rerr));
+                rv_err_free(rerr);
+            }
+        }
+        free(w->blobs[i].db_dir);
+        free(w->blobs[i].db_prefix);
         free(w->blobs[i].name);
         free(w->blobs[i].data);
     }
@@ -153,6 +256,9 @@ void rv_chk_uploader_free(rv_chk_uploader *u)
     pthread_join(u->thread, NULL);
     pthread_cond_destroy(&u->cv);
     pthread_mutex_destroy(&u->mu);
+    for (size_t i = 0; i < u->nshared; i++)
+        free(u->shared[i].stored);
+    free(u->shared);
     free(u->tag);
     free(u);
 }

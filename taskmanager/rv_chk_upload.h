@@ -24,12 +24,18 @@ typedef void (*rv_chk_upload_done_fn)(void *arg, uint64_t id, int task, int subt
                                       size_t n, const char *error, uint64_t sync_us, uint64_t async_us);
 
 /* One buffer to write as dir/name; its size and checksum go to handle
- * hs[handle] (whose `file` becomes name). */
+ * hs[handle] (whose `file` becomes name). With db_dir, also a local
+ * RocksDB checkpoint to upload: its SST files go to <dir>/../shared/ as
+ * <db_prefix>-<name> (once: later checkpoints refer to them), the rest
+ * into dir; they are listed in the handle's db_files and db_dir is removed
+ * afterwards. */
 typedef struct rv_chk_blob {
     size_t handle;
     char *name; /* owned */
     char *data; /* owned (malloc'd) */
     size_t len;
+    char *db_dir;    /* owned, or NULL */
+    char *db_prefix; /* owned, or NULL */
 } rv_chk_blob;
 
 rv_chk_uploader *rv_chk_uploader_new(const char *tag, rv_chk_upload_done_fn done, void *arg);
@@ -40,7 +46,8 @@ void rv_chk_uploader_put(rv_chk_uploader *u, uint64_t id, int task, int subtask,
 /* Writes what is queued, then stops the thread and frees. Accepts NULL. */
 void rv_chk_uploader_free(rv_chk_uploader *u);
 
-/* Frees handles built by the runtime (node, file, operator_state owned). */
+/* Frees handles built by the runtime (node, file, operator_state and
+ * db_files owned). */
 void rv_chk_handles_free(Rivulet__StateHandle **hs, size_t n);
 
 #endif

@@ -747,6 +747,10 @@ static void *subtask_main(void *arg)
     }
     if (rc == RV_OK)
         rc = st->ops[0].pl->kind == RV_PLUGIN_SOURCE ? run_source(st) : run_inputs(st);
+    /* A checkpoint that completed just before a cancel (stop --savepoint)
+     * is still published: its output is durable and belongs to it. */
+    if (opened == st->nops && st->jr->chk.on)
+        rv_subtask_notify_complete(st);
     if (rc == RV_OK && !rv_job_run_error(st->jr) && !canceled(st))
         rv_subtask_chk_finished(st); /* before close(): it asks the operators for their state */
     for (int k = 0; k < st->nops; k++) {

@@ -71,8 +71,9 @@ typedef void (*rv_job_chk_ack_fn)(void *arg, const char *run_id, uint64_t id, in
  * and checked here, and each subtask restores its chain from it. */
 rv_err *rv_job_run_set_checkpointing(rv_job_run *jr, const char *root, const char *job, rv_chk_mode mode,
                                      const char *restore_dir, rv_job_chk_ack_fn ack, void *ack_arg);
-/* Checkpoint id is triggered; its files go to dir. Any thread. */
-void rv_job_run_trigger(rv_job_run *jr, uint64_t id, const char *dir);
+/* Checkpoint id is triggered; its files go to dir. A savepoint is
+ * self-contained (full snapshots, no shared files). Any thread. */
+void rv_job_run_trigger(rv_job_run *jr, uint64_t id, const char *dir, bool savepoint);
 /* Checkpoint id is complete (two-phase sinks publish). Any thread. */
 void rv_job_run_complete(rv_job_run *jr, uint64_t id);
 /* The job's sources end now, as if their input were exhausted (stop

@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "rv_file.h"
 #include "rv_hash.h"
 #include "rv_log.h"
 #include "rv_mem.h"
@@ -71,6 +73,7 @@ rv_err *rv_job_run_set_checkpointing(rv_job_run *jr, const char *root, const cha
         c->ack = ack;
         c->ack_arg = ack_arg;
         c->uploader = rv_chk_uploader_new(jr->tm_name, uploaded, jr);
+        c->uid = rv_mix64((uint64_t)rv_now_ns() ^ (uint64_t)(uintptr_t)jr ^ ((uint64_t)getpid() << 32));
     }
     return NULL;
 }
@@ -90,7 +93,7 @@ static void ack(rv_subtask *st, uint64_t id, Rivulet__StateHandle **hs, size_t n
         c->ack(c->ack_arg, st->jr->id, id, st->task, st->index, hs, n, error, sync_us, 0);
 }
 
-void rv_job_run_trigger(rv_job_run *jr, uint64_t id, const char *dir)
+void rv_job_run_trigger(rv_job_run *jr, uint64_t id, const char *dir, bool savepoint)
 {
     job_chk *c = &jr->chk;
     if (!c->on)
@@ -100,6 +103,7 @@ void rv_job_run_trigger(rv_job_run *jr, uint64_t id, const char *dir)
     free(c->dirs[slot].dir);
     c->dirs[slot].id = id;
     c->dirs[slot].dir = rv_xstrdup(dir);
+    c->dirs[slot].savepoint = savepoint;
     if (id > atomic_load(&c->trigger))
         atomic_store(&c->trigger, id);
     /* Subtasks that ended will never see barrier id: answer for them with
@@ -128,15 +132,19 @@ uint64_t rv_subtask_trigger_pending(const rv_subtask *st)
     return t > st->chk_seen ? t : 0;
 }
 
-/* The directory of checkpoint id (the trigger's, or the default). */
-static char *chk_dir(rv_job_run *jr, uint64_t id)
+/* The directory of checkpoint id (the trigger's, or the default), and
+ * whether it is a savepoint. */
+static char *chk_dir(rv_job_run *jr, uint64_t id, bool *savepoint)
 {
     job_chk *c = &jr->chk;
     char *dir = NULL;
+    *savepoint = false;
     pthread_mutex_lock(&c->mu);
     size_t slot = id % (sizeof(c->dirs) / sizeof(c->dirs[0]));
-    if (c->dirs[slot].id == id && c->dirs[slot].dir)
+    if (c->dirs[slot].id == id && c->dirs[slot].dir) {
         dir = rv_xstrdup(c->dirs[slot].dir);
+        *savepoint = c->dirs[slot].savepoint;
+    }
     pthread_mutex_unlock(&c->mu);
     return dir ? dir : rv_chk_dir(c->root, c->job, id);
 }
@@ -158,8 +166,12 @@ static Rivulet__StateHandle *new_handle(rv_subtask *st, op_inst *op)
     return h;
 }
 
-/* Serialises op's keyed state into memory (the upload thread writes it). */
-static rv_err *snapshot_keyed(rv_subtask *st, op_inst *op, rv_chk_blob *b)
+/* Serialises op's keyed state into memory (the upload thread writes it).
+ * Incremental (not for savepoints, and once RocksDB holds state): the
+ * entries go into a local RocksDB checkpoint, hard links of its files,
+ * which the upload thread copies (new SST files only), and the stream
+ * holds only the timers. */
+static rv_err *snapshot_keyed(rv_subtask *st, op_inst *op, uint64_t id, bool savepoint, rv_chk_blob *b)
 {
     char *name = rv_xasprintf("%s-%d.state", op->node->id, st->index);
     char *data = NULL;
@@ -170,12 +182,28 @@ static rv_err *snapshot_keyed(rv_subtask *st, op_inst *op, rv_chk_blob *b)
         return rv_err_new(RV_ERR_IO, "cannot open a memory stream: %s", strerror(errno));
     }
     uint64_t bytes = 0;
-    rv_err *err = rv_state_snapshot(op->kstate, f, name, &bytes);
+    rv_err *err = NULL;
+    bool incremental = false;
+    if (!savepoint) {
+        char *db_dir = rv_xasprintf("%s/chk-%" PRIu64 "-%s-%d", st->jr->state_dir, id, op->node->id, st->index);
+        if (!(err = rv_file_remove_tree(db_dir)) &&
+            !(err = rv_state_snapshot_incremental(op->kstate, db_dir, f, name, &bytes, &incremental)) && incremental) {
+            b->db_dir = db_dir;
+            b->db_prefix = rv_xasprintf("%s-%d-%016" PRIx64, op->node->id, st->index, st->jr->chk.uid);
+            db_dir = NULL;
+        }
+        free(db_dir);
+    }
+    if (!err && !incremental)
+        err = rv_state_snapshot(op->kstate, f, name, &bytes);
     if (fclose(f) != 0 && !err)
         err = rv_err_new(RV_ERR_IO, "serialising %s: %s", name, strerror(errno));
     if (err) {
         free(name);
         free(data);
+        free(b->db_dir);
+        free(b->db_prefix);
+        b->db_dir = b->db_prefix = NULL;
         return err;
     }
     b->name = name;
@@ -187,7 +215,7 @@ static rv_err *snapshot_keyed(rv_subtask *st, op_inst *op, rv_chk_blob *b)
 /* Snapshots every operator of the chain with state: handles, and the
  * keyed state to write as blobs (NULL: none wanted). id 0: the final state
  * of a subtask that ended (operator state only). */
-static rv_err *snapshot_chain(rv_subtask *st, uint64_t id, Rivulet__StateHandle ***out, size_t *nout,
+static rv_err *snapshot_chain(rv_subtask *st, uint64_t id, bool savepoint, Rivulet__StateHandle ***out, size_t *nout,
                               rv_chk_blob **blobs_out, size_t *nblobs_out)
 {
     Rivulet__StateHandle **hs = rv_xcalloc((size_t)st->nops, sizeof(*hs));
@@ -204,7 +232,7 @@ static rv_err *snapshot_chain(rv_subtask *st, uint64_t id, Rivulet__StateHandle 
         h->finished = id == 0;
         if (op->kstate && id != 0 && blobs_out) {
             blobs[nblobs].handle = n - 1;
-            if (!(err = snapshot_keyed(st, op, &blobs[nblobs])))
+            if (!(err = snapshot_keyed(st, op, id, savepoint, &blobs[nblobs])))
                 nblobs++;
         }
         if (!err && op->pl->snapshot) {
@@ -220,6 +248,10 @@ static rv_err *snapshot_chain(rv_subtask *st, uint64_t id, Rivulet__StateHandle 
         for (size_t i = 0; i < nblobs; i++) {
             free(blobs[i].name);
             free(blobs[i].data);
+            if (blobs[i].db_dir)
+                rv_err_free(rv_file_remove_tree(blobs[i].db_dir));
+            free(blobs[i].db_dir);
+            free(blobs[i].db_prefix);
         }
         free(blobs);
         blobs = NULL;
@@ -248,7 +280,9 @@ rv_code rv_subtask_checkpoint(rv_subtask *st, uint64_t id)
     Rivulet__StateHandle **hs = NULL;
     rv_chk_blob *blobs = NULL;
     size_t n = 0, nblobs = 0;
-    rv_err *err = snapshot_chain(st, id, &hs, &n, &blobs, &nblobs);
+    bool savepoint;
+    char *dir = chk_dir(st->jr, id, &savepoint);
+    rv_err *err = snapshot_chain(st, id, savepoint, &hs, &n, &blobs, &nblobs);
     /* The barrier follows the data the snapshot covers. */
     rv_code rc = rv_task_control_all(st, (rv_elem){.kind = RV_EL_BARRIER, .u.chk = id});
     uint64_t sync_us = (uint64_t)(rv_now_ns() - t0) / 1000;
@@ -256,9 +290,9 @@ rv_code rv_subtask_checkpoint(rv_subtask *st, uint64_t id)
         RV_LOG_WARN(st->ops[0].tag, "checkpoint %" PRIu64 " failed here: %s", id, rv_err_msg(err));
         ack(st, id, NULL, 0, rv_err_msg(err), sync_us);
         rv_err_free(err);
+        free(dir);
     } else {
-        rv_chk_uploader_put(st->jr->chk.uploader, id, st->task, st->index, chk_dir(st->jr, id), hs, n, blobs, nblobs,
-                            sync_us);
+        rv_chk_uploader_put(st->jr->chk.uploader, id, st->task, st->index, dir, hs, n, blobs, nblobs, sync_us);
     }
     return rc;
 }
@@ -333,7 +367,7 @@ void rv_subtask_chk_finished(rv_subtask *st)
         return;
     Rivulet__StateHandle **hs = NULL;
     size_t n = 0;
-    rv_err *err = snapshot_chain(st, 0, &hs, &n, NULL, NULL);
+    rv_err *err = snapshot_chain(st, 0, false, &hs, &n, NULL, NULL);
     if (err) {
         /* Later checkpoints could not include this subtask: the attempt
          * fails and the job resumes from its latest checkpoint. */
@@ -359,6 +393,36 @@ void rv_subtask_chk_free(rv_subtask *st)
 
 /* ---- restore ---- */
 
+/* Rebuilds the RocksDB checkpoint of handle h (number i) in a scratch
+ * directory (hard links where the file system allows, else copies) and
+ * loads its entries of key groups [first, end). */
+static rv_err *restore_db(rv_subtask *st, op_inst *op, const Rivulet__StateHandle *h, size_t i, int first, int end)
+{
+    job_chk *c = &st->jr->chk;
+    char *scratch = rv_xasprintf("%s/restore-%s-%d-%zu", st->jr->state_dir, op->node->id, st->index, i);
+    rv_err *err = rv_file_remove_tree(scratch);
+    if (!err)
+        err = rv_file_mkdirs(scratch);
+    for (size_t k = 0; !err && k < h->n_db_files; k++) {
+        const Rivulet__DbFile *f = h->db_files[k];
+        char *src = f->shared ? rv_xasprintf("%s/../shared/%s", c->restore_dir, f->stored)
+                              : rv_xasprintf("%s/%s", c->restore_dir, f->stored);
+        char *dst = rv_xasprintf("%s/%s", scratch, f->name);
+        err = rv_file_link_or_copy(src, dst);
+        free(src);
+        free(dst);
+    }
+    if (!err)
+        err = rv_state_restore_db(op->kstate, scratch, h->file, first, end);
+    rv_err *rerr = rv_file_remove_tree(scratch);
+    if (rerr && !err)
+        err = rerr;
+    else
+        rv_err_free(rerr);
+    free(scratch);
+    return err;
+}
+
 static rv_err *restore_keyed(rv_subtask *st, op_inst *op)
 {
     job_chk *c = &st->jr->chk;
@@ -368,9 +432,11 @@ static rv_err *restore_keyed(rv_subtask *st, op_inst *op)
         const Rivulet__StateHandle *h = c->restore->states[i];
         if (strcmp(h->node, op->node->id) != 0 || !h->file[0] || (int)h->kg_end <= first || (int)h->kg_first >= end)
             continue;
+        rv_err *err = h->n_db_files ? restore_db(st, op, h, i, first, end) : NULL;
+        if (err)
+            return err;
         char *path = rv_xasprintf("%s/%s", c->restore_dir, h->file);
         FILE *f = fopen(path, "rb");
-        rv_err *err = NULL;
         if (!f)
             err = rv_err_new(RV_ERR_IO, "cannot open %s: %s", path, strerror(errno));
         else {

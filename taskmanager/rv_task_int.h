@@ -25,7 +25,8 @@ typedef struct job_chk {
     atomic_uint_fast64_t trigger; /* latest checkpoint triggered */
     atomic_uint_fast64_t complete; /* latest checkpoint completed */
     pthread_mutex_t mu;    /* trigger vs. subtasks finishing; dirs */
-    struct { uint64_t id; char *dir; } dirs[8]; /* directories of recent triggers */
+    struct { uint64_t id; char *dir; bool savepoint; } dirs[8]; /* recent triggers */
+    uint64_t uid; /* names this run's shared checkpoint files apart from other runs' */
 } job_chk;
 
 struct rv_job_run {

@@ -306,12 +306,12 @@ static tm_job *find(rv_tm *tm, const char *id, tm_job ***link)
     return NULL;
 }
 
-void rv_tm_trigger_checkpoint(rv_tm *tm, const char *job_id, uint64_t id, const char *dir)
+void rv_tm_trigger_checkpoint(rv_tm *tm, const char *job_id, uint64_t id, const char *dir, bool savepoint)
 {
     pthread_mutex_lock(&tm->mu);
     tm_job *j = find(tm, job_id, NULL);
     if (j)
-        rv_job_run_trigger(j->run, id, dir);
+        rv_job_run_trigger(j->run, id, dir, savepoint);
     pthread_mutex_unlock(&tm->mu);
 }
 

@@ -51,7 +51,7 @@ typedef struct rv_deployment {
 rv_err *rv_tm_deploy(rv_tm *tm, const rv_deployment *d, rv_tm_job_done_fn done, void *arg);
 /* Checkpoint id of the job is triggered / complete. Unknown ids are
  * ignored. */
-void rv_tm_trigger_checkpoint(rv_tm *tm, const char *job_id, uint64_t id, const char *dir);
+void rv_tm_trigger_checkpoint(rv_tm *tm, const char *job_id, uint64_t id, const char *dir, bool savepoint);
 void rv_tm_checkpoint_complete(rv_tm *tm, const char *job_id, uint64_t id);
 /* rv_job_run_drain of the job; unknown ids are ignored. */
 void rv_tm_drain(rv_tm *tm, const char *job_id);

@@ -300,7 +300,7 @@ static void on_msg(void *arg, rv_envelope *env, uint32_t pipe)
     case RIVULET__ENVELOPE__BODY_TRIGGER_CHECKPOINT: {
         const Rivulet__TriggerCheckpoint *t = env->trigger_checkpoint;
         char *run = run_id(t->job_id, t->attempt);
-        rv_tm_trigger_checkpoint(c->tm, run, t->id, t->dir);
+        rv_tm_trigger_checkpoint(c->tm, run, t->id, t->dir, t->savepoint);
         free(run);
         break;
     }

@@ -721,6 +721,12 @@ static rv_err *write_back(rv_state *s)
     return rv_sdb_flush(s->db);
 }
 
+rv_err *rv_state_checkpoint_db(rv_state *s, const char *dir)
+{
+    rv_err *err = write_back(s);
+    return err ? err : rv_sdb_checkpoint(s->db, dir);
+}
+
 typedef struct each_ctx {
     rv_state_entry_fn fn;
     void *arg;

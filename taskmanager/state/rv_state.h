@@ -160,6 +160,18 @@ rv_err *rv_state_snapshot(rv_state *s, FILE *out, const char *what, uint64_t *by
  * A truncated or corrupted stream is an error; s must then be closed. */
 rv_err *rv_state_restore(rv_state *s, FILE *in, const char *what, int kg_first, int kg_end);
 
+/* Incremental snapshots (RocksDB backend, once RocksDB holds state): the
+ * entries go into a RocksDB checkpoint in db_dir (which must not exist;
+ * its SST files are hard links, shared with later checkpoints) and `out`
+ * gets a stream of the timers only (the same format). False in *done when
+ * RocksDB is not in use: then nothing was written (take a full snapshot). */
+rv_err *rv_state_snapshot_incremental(rv_state *s, const char *db_dir, FILE *out, const char *what, uint64_t *bytes,
+                                      bool *done);
+/* Adds the entries of key groups [kg_first, kg_end) of a RocksDB
+ * checkpoint in db_dir to s (then restore the timers stream with
+ * rv_state_restore). */
+rv_err *rv_state_restore_db(rv_state *s, const char *db_dir, const char *what, int kg_first, int kg_end);
+
 /* Statistics. */
 typedef struct rv_state_stats {
     size_t entries;       /* in the cache */

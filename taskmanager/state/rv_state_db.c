@@ -167,16 +167,23 @@ rv_err *rv_sdb_flush(rv_sdb *db)
     return NULL;
 }
 
-rv_err *rv_sdb_each(rv_sdb *db, rv_sdb_fn fn, void *arg)
+/* Calls fn for the keys of it from its current position up to hi (NULL:
+ * the end). */
+static rv_err *iterate(rocksdb_iterator_t *it, const char *dir, const uint8_t *hi, size_t hilen, rv_sdb_fn fn,
+                       void *arg)
 {
-    rocksdb_iterator_t *it = rocksdb_create_iterator(db->db, db->ropts);
     rv_err *err = NULL;
-    for (rocksdb_iter_seek_to_first(it); !err && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+    for (; !err && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t klen = 0, vlen = 0;
         const char *k = rocksdb_iter_key(it, &klen);
+        if (hi) {
+            int c = memcmp(k, hi, klen < hilen ? klen : hilen);
+            if (c > 0 || (c == 0 && klen >= hilen))
+                break;
+        }
         const char *v = rocksdb_iter_value(it, &vlen);
         if (vlen < 8) {
-            err = rv_err_new(RV_ERR_CORRUPT, "RocksDB state in %s: a value of %zu bytes is too short", db->dir, vlen);
+            err = rv_err_new(RV_ERR_CORRUPT, "RocksDB state in %s: a value of %zu bytes is too short", dir, vlen);
             break;
         }
         int64_t expiry;
@@ -187,10 +194,58 @@ rv_err *rv_sdb_each(rv_sdb *db, rv_sdb_fn fn, void *arg)
     if (!err) {
         rocksdb_iter_get_error(it, &msg);
         if (msg) {
-            err = rv_err_new(RV_ERR_IO, "reading RocksDB state in %s: %s", db->dir, msg);
+            err = rv_err_new(RV_ERR_IO, "reading RocksDB state in %s: %s", dir, msg);
             free(msg);
         }
     }
+    return err;
+}
+
+rv_err *rv_sdb_each(rv_sdb *db, rv_sdb_fn fn, void *arg)
+{
+    rocksdb_iterator_t *it = rocksdb_create_iterator(db->db, db->ropts);
+    rocksdb_iter_seek_to_first(it);
+    rv_err *err = iterate(it, db->dir, NULL, 0, fn, arg);
     rocksdb_iter_destroy(it);
+    return err;
+}
+
+rv_err *rv_sdb_checkpoint(rv_sdb *db, const char *dir)
+{
+    char *msg = NULL;
+    rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(db->db, &msg);
+    if (cp)
+        rocksdb_checkpoint_create(cp, dir, 0 /* flush the memtable first: there is no WAL */, &msg);
+    rv_err *err = NULL;
+    if (msg) {
+        err = rv_err_new(RV_ERR_IO, "RocksDB checkpoint of %s into %s failed: %s", db->dir, dir, msg);
+        free(msg);
+    }
+    if (cp)
+        rocksdb_checkpoint_object_destroy(cp);
+    return err;
+}
+
+rv_err *rv_sdb_each_in(const char *dir, const uint8_t *lo, size_t lolen, const uint8_t *hi, size_t hilen,
+                       rv_sdb_fn fn, void *arg)
+{
+    rocksdb_options_t *opts = rocksdb_options_create();
+    char *msg = NULL;
+    rocksdb_t *db = rocksdb_open_for_read_only(opts, dir, 0, &msg);
+    rv_err *err = NULL;
+    if (!db) {
+        err = rv_err_new(RV_ERR_IO, "cannot open the RocksDB checkpoint in %s: %s", dir, msg ? msg : "?");
+        free(msg);
+    } else {
+        rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+        rocksdb_readoptions_set_fill_cache(ro, 0);
+        rocksdb_iterator_t *it = rocksdb_create_iterator(db, ro);
+        rocksdb_iter_seek(it, (const char *)lo, lolen);
+        err = iterate(it, dir, hi, hilen, fn, arg);
+        rocksdb_iter_destroy(it);
+        rocksdb_readoptions_destroy(ro);
+        rocksdb_close(db);
+    }
+    rocksdb_options_destroy(opts);
     return err;
 }

@@ -44,4 +44,13 @@ typedef rv_err *(*rv_sdb_fn)(void *arg, const uint8_t *key, size_t klen, int64_t
                              uint32_t vlen);
 rv_err *rv_sdb_each(rv_sdb *db, rv_sdb_fn fn, void *arg);
 
+/* Writes a RocksDB checkpoint of the database into dir (which must not
+ * exist): the memtable is flushed, SST files are hard-linked, the rest is
+ * copied. Pending writes are not included: flush first. */
+rv_err *rv_sdb_checkpoint(rv_sdb *db, const char *dir);
+/* Opens the database files in dir read-only and calls fn for every key in
+ * [lo, hi), in key order. */
+rv_err *rv_sdb_each_in(const char *dir, const uint8_t *lo, size_t lolen, const uint8_t *hi, size_t hilen,
+                       rv_sdb_fn fn, void *arg);
+
 #endif

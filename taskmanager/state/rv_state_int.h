@@ -19,6 +19,9 @@ bool rv_state_full_key_ok(const uint8_t *fk, uint32_t n);
 /* Adds an entry by its full key (dirty: it reaches RocksDB when evicted);
  * the key must pass rv_state_full_key_ok. */
 void rv_state_load_entry(rv_state *s, const uint8_t *fk, uint32_t n, int64_t expiry, const uint8_t *v, uint32_t vlen);
+/* With RocksDB open: writes dirty entries back and checkpoints the
+ * database into dir (rv_sdb_checkpoint). */
+rv_err *rv_state_checkpoint_db(rv_state *s, const char *dir);
 /* No entry and no timer. */
 bool rv_state_is_empty(const rv_state *s);
 

@@ -18,6 +18,7 @@
 #include <xxhash.h>
 
 #include "rv_mem.h"
+#include "rv_state_db.h"
 #include "rv_state_int.h"
 
 #define MAGIC "RVSTATE2" /* 2: full keys end with the user-key length */
@@ -108,12 +109,13 @@ static rv_err *write_timer(void *arg, int64_t time, uint16_t kg, const uint8_t *
     return NULL;
 }
 
-rv_err *rv_state_snapshot(rv_state *s, FILE *out, const char *what, uint64_t *bytes)
+/* The stream: every entry (unless timers_only) and every timer. */
+static rv_err *write_stream(rv_state *s, FILE *out, const char *what, uint64_t *bytes, bool timers_only)
 {
     writer w = {.f = out, .h = XXH3_createState(), .buf = rv_xmalloc(CHUNK)};
     XXH3_64bits_reset(w.h);
     put(&w, MAGIC, 8);
-    rv_err *err = rv_state_each_entry(s, write_entry, &w);
+    rv_err *err = timers_only ? NULL : rv_state_each_entry(s, write_entry, &w);
     for (int d = 0; d < 2 && !err; d++) {
         timer_writer tw = {&w, d};
         err = rv_state_each_timer(s, d, write_timer, &tw);
@@ -137,6 +139,47 @@ rv_err *rv_state_snapshot(rv_state *s, FILE *out, const char *what, uint64_t *by
     if (!err && bytes)
         *bytes = w.bytes;
     return err;
+}
+
+rv_err *rv_state_snapshot(rv_state *s, FILE *out, const char *what, uint64_t *bytes)
+{
+    return write_stream(s, out, what, bytes, false);
+}
+
+rv_err *rv_state_snapshot_incremental(rv_state *s, const char *db_dir, FILE *out, const char *what, uint64_t *bytes,
+                                      bool *done)
+{
+    rv_state_stats st;
+    rv_state_get_stats(s, &st);
+    *done = st.db_open;
+    if (!st.db_open)
+        return NULL;
+    rv_err *err = rv_state_checkpoint_db(s, db_dir);
+    return err ? rv_err_wrap(err, "%s", what) : write_stream(s, out, what, bytes, true);
+}
+
+typedef struct db_loader {
+    rv_state *s;
+    uint64_t n;
+} db_loader;
+
+static rv_err *load_db_entry(void *arg, const uint8_t *key, size_t klen, int64_t expiry, const uint8_t *val,
+                             uint32_t vlen)
+{
+    db_loader *l = arg;
+    if (!rv_state_full_key_ok(key, (uint32_t)klen))
+        return rv_err_new(RV_ERR_CORRUPT, "a malformed key");
+    rv_state_load_entry(l->s, key, (uint32_t)klen, expiry, val, vlen);
+    /* Restoring state larger than the budget spills as it goes. */
+    return ++l->n % 1024 == 0 ? rv_state_maintain(l->s) : NULL;
+}
+
+rv_err *rv_state_restore_db(rv_state *s, const char *db_dir, const char *what, int kg_first, int kg_end)
+{
+    uint8_t lo[2] = {(uint8_t)(kg_first >> 8), (uint8_t)kg_first}, hi[2] = {(uint8_t)(kg_end >> 8), (uint8_t)kg_end};
+    db_loader l = {.s = s};
+    rv_err *err = rv_sdb_each_in(db_dir, lo, 2, hi, 2, load_db_entry, &l);
+    return err ? rv_err_wrap(err, "%s", what) : NULL;
 }
 
 /* ---- reading ---- */

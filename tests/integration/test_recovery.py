@@ -56,11 +56,11 @@ sinks:
 EVENT_RATE = 10_000
 
 
-def gen_reference(count, event_rate=EVENT_RATE):
+def gen_reference(count, event_rate=EVENT_RATE, keys=KEYS):
     acc = collections.defaultdict(lambda: [0, 0])
     for i in range(count):
         ts = BASE_TS + i * 1000 // event_rate
-        a = acc[(i % KEYS, ts // 1000 * 1000)]
+        a = acc[(i % keys, ts // 1000 * 1000)]
         a[0] += 1
         a[1] += i
     return acc
@@ -235,6 +235,39 @@ def test_damaged_latest_checkpoint_is_skipped_for_the_previous_one(wd):
     check_exact(out, gen_reference(count))
 
 
+def test_spilled_rocksdb_state_is_checkpointed_incrementally_and_restored_exactly(wd):
+    """Keyed state far above its memory budget lives in RocksDB: checkpoints
+    are RocksDB checkpoints whose SST files go once into shared/; a killed
+    task manager's subtasks are rebuilt from them."""
+    count, keys = 400_000, 5003
+    out, chk = wd.join("out"), wd.join("chk")
+    job = GEN_JOB.format(name="spilled", interval="500ms", mode="exactly_once", delay="100ms", count=count,
+                         rate=50_000, event_rate=EVENT_RATE, keys=keys, output=out)
+    job = job.replace("sources:", "state: {backend: rocksdb, memory_budget: 64KiB}\nsources:", 1)
+    with Cluster(wd, tms=("tm-a", "tm-b", "tm-c"), slots=2, coord_flags=["--checkpoint-dir", chk]) as c:
+        job_id, _ = c.submit(job)
+        c.coord.wait_log(rf"job {job_id}: checkpoint \d+ complete", 30, "checkpoints", count=3)
+        shared = os.path.join(chk, job_id, "shared")
+        wait_until(lambda: os.path.isdir(shared) and any(n.endswith(".sst") for n in os.listdir(shared)), 20,
+                   "SST files in the shared area")
+        kill_and_replace(c, "tm-b", "with spilled state")
+        st = c.wait_final(job_id, 120)
+        check_eq(st["state"], "FINISHED", f"final state (error: {st['error']})")
+        check(st["restarts"] >= 1, "the job restarted")
+        written = [(int(a), int(b)) for a, b in
+                   re.findall(rf"job {job_id}: checkpoint \d+ complete .* (\d+) bytes of state, (\d+) written", c.coord.log())]
+        check(any(w < total for total, w in written), f"some checkpoint wrote less than its state: {written}")
+        for name in os.listdir(shared):
+            refs = 0
+            for d in os.listdir(os.path.join(chk, job_id)):
+                mpath = os.path.join(chk, job_id, d, "_metadata")
+                if os.path.exists(mpath) and name.encode() in open(mpath, "rb").read():
+                    refs += 1
+            check(refs > 0, f"shared/{name} is referred to by a retained checkpoint")
+    check_exact(out, gen_reference(count, keys=keys))
+    check_eq(hidden_files(out), [], "no in-progress or pending files left")
+
+
 BAD_JOB = """
 name: flaky
 checkpointing: {{interval: 100ms}}
@@ -385,6 +418,7 @@ if __name__ == "__main__":
         test_sigkilled_task_managers_at_least_once_loses_nothing,
         test_file_source_resumes_at_its_offsets_after_a_kill,
         test_damaged_latest_checkpoint_is_skipped_for_the_previous_one,
+        test_spilled_rocksdb_state_is_checkpointed_incrementally_and_restored_exactly,
         test_restarts_follow_the_strategy_then_fail_with_the_cause,
         test_checkpointing_without_a_checkpoint_directory_is_refused,
     ])
