@@ -395,8 +395,10 @@ void rv_subtask_chk_free(rv_subtask *st)
 
 /* Rebuilds the RocksDB checkpoint of handle h (number i) in a scratch
  * directory (hard links where the file system allows, else copies) and
- * loads its entries of key groups [first, end). */
-static rv_err *restore_db(rv_subtask *st, op_inst *op, const Rivulet__StateHandle *h, size_t i, int first, int end)
+ * loads its entries of key groups [first, end) — or, when it holds exactly
+ * those key groups (`whole`), adopts it as the instance's database. */
+static rv_err *restore_db(rv_subtask *st, op_inst *op, const Rivulet__StateHandle *h, size_t i, int first, int end,
+                          bool whole)
 {
     job_chk *c = &st->jr->chk;
     char *scratch = rv_xasprintf("%s/restore-%s-%d-%zu", st->jr->state_dir, op->node->id, st->index, i);
@@ -412,7 +414,10 @@ static rv_err *restore_db(rv_subtask *st, op_inst *op, const Rivulet__StateHandl
         free(src);
         free(dst);
     }
-    if (!err)
+    bool adopted = false;
+    if (!err && whole)
+        err = rv_state_adopt_db(op->kstate, scratch, &adopted);
+    if (!err && !adopted)
         err = rv_state_restore_db(op->kstate, scratch, h->file, first, end);
     rv_err *rerr = rv_file_remove_tree(scratch);
     if (rerr && !err)
@@ -432,7 +437,8 @@ static rv_err *restore_keyed(rv_subtask *st, op_inst *op)
         const Rivulet__StateHandle *h = c->restore->states[i];
         if (strcmp(h->node, op->node->id) != 0 || !h->file[0] || (int)h->kg_end <= first || (int)h->kg_first >= end)
             continue;
-        rv_err *err = h->n_db_files ? restore_db(st, op, h, i, first, end) : NULL;
+        bool whole = (int)h->kg_first == first && (int)h->kg_end == end;
+        rv_err *err = h->n_db_files ? restore_db(st, op, h, i, first, end, whole) : NULL;
         if (err)
             return err;
         char *path = rv_xasprintf("%s/%s", c->restore_dir, h->file);

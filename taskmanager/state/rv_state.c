@@ -18,7 +18,9 @@
  * down to 7/8 of the budget, writing dirty ones in one WriteBatch. */
 #include "rv_state.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -612,6 +614,25 @@ static rv_err *open_db(rv_state *s)
         return rv_err_wrap(err, "%s: state spills past memory_budget", s->what);
     RV_LOG_INFO("state", "%s: state passed memory_budget (%" PRId64 " bytes); spilling to RocksDB in %s",
                 s->what, s->conf.memory_budget, s->dir);
+    return NULL;
+}
+
+rv_err *rv_state_adopt_db(rv_state *s, const char *db_dir, bool *done)
+{
+    *done = false;
+    if (s->conf.backend != RV_STATE_ROCKSDB || s->db || !rv_state_is_empty(s))
+        return NULL;
+    rv_err *err = rv_file_remove_tree(s->dir);
+    if (err)
+        return err;
+    if (rename(db_dir, s->dir) != 0)
+        return rv_err_new(RV_ERR_IO, "%s: cannot move %s to %s: %s", s->what, db_dir, s->dir, strerror(errno));
+    if ((err = rv_sdb_open(s->dir, s->conf.memory_budget, &s->clock, &s->db)))
+        return rv_err_wrap(err, "%s: restoring", s->what);
+    s->db_used = true;
+    *done = true;
+    RV_LOG_INFO("state", "%s: restored by taking over the checkpoint's RocksDB files (entries load on first use)",
+                s->what);
     return NULL;
 }
 

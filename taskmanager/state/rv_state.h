@@ -171,6 +171,12 @@ rv_err *rv_state_snapshot_incremental(rv_state *s, const char *db_dir, FILE *out
  * checkpoint in db_dir to s (then restore the timers stream with
  * rv_state_restore). */
 rv_err *rv_state_restore_db(rv_state *s, const char *db_dir, const char *what, int kg_first, int kg_end);
+/* Faster when the checkpoint in db_dir holds exactly this instance's key
+ * groups: s (RocksDB backend, still empty) takes the database over as its
+ * own — db_dir is moved into the instance's directory on the same file
+ * system and entries are read on first access. False in *done (nothing
+ * changed) when s cannot (memory backend, not empty). */
+rv_err *rv_state_adopt_db(rv_state *s, const char *db_dir, bool *done);
 
 /* Statistics. */
 typedef struct rv_state_stats {

@@ -265,6 +265,19 @@ Test(state_snap, incremental_rocksdb_checkpoint_round_trips_and_splits)
         rv_state_close(dst);
     }
     check_values(src, &m, 1500, 0, MAXP); /* the source is intact */
+    /* The whole range: adopted as the new instance's database. */
+    rv_state *adopt = open_state(RV_STATE_ROCKSDB, 65536, "adopt");
+    bool adopted = false;
+    err = rv_state_adopt_db(adopt, db, &adopted);
+    cr_assert_null(err, "%s", err ? rv_err_msg(err) : "");
+    cr_assert(adopted);
+    err = restore_from(adopt, timers, 0, MAXP);
+    cr_assert_null(err, "%s", err ? rv_err_msg(err) : "");
+    rv_state_advance_time(adopt, 1500);
+    check_values(adopt, &m, 1500, 0, MAXP);
+    for (int d = 0; d < 2; d++)
+        check_timers(adopt, &m, d, 0, MAXP);
+    rv_state_close(adopt);
     rv_state_close(src);
     free(db);
     free(timers);
