@@ -227,3 +227,153 @@ Test(checkpoint, retention_keeps_the_newest_complete_ones)
     cr_assert_eq(latest_id(), 5);
     free(jobdir);
 }
+
+/* ---- incremental (shared) files ---- */
+
+/* Writes shared/<name> with bytes derived from the name; *size, *sum describe it. */
+static void write_shared(const char *name, uint64_t *size, uint64_t *sum)
+{
+    char *dir = rv_xasprintf("%s/j/%s", root, RV_CHK_SHARED);
+    cr_assert_null(rv_file_mkdirs(dir));
+    char *path = rv_xasprintf("%s/%s", dir, name);
+    char buf[3000];
+    for (size_t k = 0; k < sizeof(buf); k++)
+        buf[k] = (char)(k + (size_t)name[0] * 13);
+    FILE *f = fopen(path, "wb");
+    fwrite(buf, 1, sizeof(buf), f);
+    fclose(f);
+    *size = sizeof(buf);
+    *sum = XXH3_64bits(buf, sizeof(buf));
+    free(path);
+    free(dir);
+}
+
+/* A complete checkpoint whose one handle refers to the shared files names. */
+static void write_incremental(uint64_t id, const char *const *names, size_t n)
+{
+    char *dir = rv_chk_dir(root, "j", id);
+    cr_assert_null(rv_file_mkdirs(dir));
+    rv_chk_state st;
+    rivulet__state_handle__init(&st);
+    st.node = "w";
+    Rivulet__DbFile files[8], *ptrs[8];
+    for (size_t i = 0; i < n; i++) {
+        rivulet__db_file__init(&files[i]);
+        files[i].name = (char *)names[i];
+        files[i].stored = (char *)names[i];
+        files[i].shared = true;
+        write_shared(names[i], &files[i].size, &files[i].checksum);
+        ptrs[i] = &files[i];
+    }
+    st.n_db_files = n;
+    st.db_files = ptrs;
+    rv_chk_state *sts[1] = {&st};
+    rv_chk_meta m;
+    rivulet__checkpoint_metadata__init(&m);
+    m.id = id;
+    m.job_id = "j";
+    m.n_states = 1;
+    m.states = sts;
+    rv_err *err = rv_chk_write_metadata(dir, &m);
+    cr_assert_null(err, "%s", err ? rv_err_msg(err) : "");
+    free(dir);
+}
+
+Test(checkpoint, shared_files_that_no_retained_checkpoint_needs_are_deleted)
+{
+    const char *c1[] = {"a.sst"}, *c2[] = {"a.sst", "b.sst"}, *c3[] = {"b.sst", "c.sst"};
+    write_incremental(1, c1, 1);
+    write_incremental(2, c2, 2);
+    write_incremental(3, c3, 2);
+    uint64_t size, sum;
+    write_shared("orphan.sst", &size, &sum);
+    rv_err *err = rv_chk_retain(root, "j", 2);
+    cr_assert_null(err, "%s", err ? rv_err_msg(err) : "");
+    char *shared = rv_xasprintf("%s/j/%s", root, RV_CHK_SHARED);
+    /* chk-2 and chk-3 stay: a, b, c are referred to; the orphan is not. */
+    cr_assert(exists(shared, "a.sst") && exists(shared, "b.sst") && exists(shared, "c.sst"));
+    cr_assert_not(exists(shared, "orphan.sst"));
+    err = rv_chk_retain(root, "j", 1);
+    cr_assert_null(err, "%s", err ? rv_err_msg(err) : "");
+    cr_assert_not(exists(shared, "a.sst"), "only chk-2 needed a.sst");
+    cr_assert(exists(shared, "b.sst") && exists(shared, "c.sst"));
+    /* Verification reads shared files too: a damaged one is found. */
+    char *d3 = rv_chk_dir(root, "j", 3);
+    rv_chk_meta *m = NULL;
+    cr_assert_null(rv_chk_read_metadata(d3, &m));
+    cr_assert_null(rv_chk_verify(d3, m));
+    flip_byte(shared, "c.sst", 100);
+    err = rv_chk_verify(d3, m);
+    cr_assert_not_null(err);
+    cr_assert(strstr(rv_err_msg(err), "c.sst") && strstr(rv_err_msg(err), "checksum"), "%s", rv_err_msg(err));
+    rv_err_free(err);
+    rv_chk_meta_free(m);
+    free(d3);
+    free(shared);
+}
+
+Test(checkpoint, sealed_files_round_trip_and_refuse_damage)
+{
+    char *dir = rv_xasprintf("%s/sealed", root);
+    const char data[] = "some bytes worth keeping";
+    cr_assert_null(rv_chk_write_sealed(dir, "x", "TESTMAG1", data, sizeof(data)));
+    char *path = rv_xasprintf("%s/x", dir);
+    void *out = NULL;
+    size_t len = 0;
+    cr_assert_null(rv_chk_read_sealed(path, "TESTMAG1", 1024, &out, &len));
+    cr_assert_eq(len, sizeof(data));
+    cr_assert(memcmp(out, data, len) == 0);
+    free(out);
+    rv_err *err = rv_chk_read_sealed(path, "OTHERMAG", 1024, &out, &len);
+    cr_assert(err && strstr(rv_err_msg(err), "is not a OTHERMAG file"), "%s", err ? rv_err_msg(err) : "");
+    rv_err_free(err);
+    flip_byte(dir, "x", 14);
+    err = rv_chk_read_sealed(path, "TESTMAG1", 1024, &out, &len);
+    cr_assert(err && strstr(rv_err_msg(err), "checksum"), "%s", err ? rv_err_msg(err) : "");
+    rv_err_free(err);
+    cr_assert_eq(truncate(path, 20), 0);
+    err = rv_chk_read_sealed(path, "TESTMAG1", 1024, &out, &len);
+    cr_assert(err && strstr(rv_err_msg(err), "truncated"), "%s", err ? rv_err_msg(err) : "");
+    rv_err_free(err);
+    free(path);
+    free(dir);
+}
+
+/* ---- the coordinator's job records (same sealed format) ---- */
+
+#include "rv_coord_store.h"
+
+Test(checkpoint, job_records_round_trip_and_a_damaged_one_is_skipped)
+{
+    char *dir = rv_xasprintf("%s/coord", root);
+    const char *ids[] = {"job-a", "job-b"};
+    for (int i = 0; i < 2; i++) {
+        rv_job_record r = RIVULET__JOB_RECORD__INIT;
+        r.job_id = (char *)ids[i];
+        r.name = "n";
+        r.yaml = "name: n\n";
+        r.state = "RUNNING";
+        r.attempt = (uint32_t)i + 3;
+        r.next_checkpoint = 10 + (uint64_t)i;
+        cr_assert_null(rv_coord_store_put(dir, &r));
+    }
+    rv_job_record **recs = NULL;
+    size_t n = 0;
+    cr_assert_null(rv_coord_store_load(dir, &recs, &n));
+    cr_assert_eq(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        int k = strcmp(recs[i]->job_id, "job-a") == 0 ? 0 : 1;
+        cr_assert_str_eq(recs[i]->job_id, ids[k]);
+        cr_assert_eq(recs[i]->attempt, (uint32_t)k + 3);
+        cr_assert_eq(recs[i]->next_checkpoint, 10 + (uint64_t)k);
+    }
+    rv_coord_store_free(recs, n);
+    char *jobs = rv_xasprintf("%s/jobs", dir);
+    flip_byte(jobs, "job-b.job", 16);
+    cr_assert_null(rv_coord_store_load(dir, &recs, &n));
+    cr_assert_eq(n, 1, "the damaged record is skipped");
+    cr_assert_str_eq(recs[0]->job_id, "job-a");
+    rv_coord_store_free(recs, n);
+    free(jobs);
+    free(dir);
+}
