@@ -46,15 +46,17 @@
 # completes, i.e. up to an interval after processing resumed (next_chk
 # shows when that is).
 #
-# Snapshots are full today (not incremental): every checkpoint at large
-# state is as big as the first. How long a subtask pauses depends on how
-# much of the write happens on its thread (the coordinator's line has a
-# `longest write` figure in builds that write asynchronously).
+# State held in memory is snapshotted in full: every checkpoint at large
+# state is as big as the first, and the subtask pauses while it is
+# serialised (the file is then written by the upload thread: `longest
+# write`). The `spilled` phase (SPILLED_KEYS, default 2 M keys, rocksdb
+# with a 64 MiB budget) shows incremental checkpoints: `written` is what
+# the checkpoint copied, against the state it refers to.
 #
 # Takes ~4 minutes and ~4 GB of memory (large state: two task managers
 # holding ~1.6 GB each during the restore).
 #   bench/recovery.sh [build-dir] [phase...]   # build-dir default build-bench;
-#                                              # phases: throughput small large
+#                                              # phases: throughput small large spilled
 #   LARGE_KEYS=5000000 RATE=500000 bench/recovery.sh
 #   KEEP=1 bench/recovery.sh                   # keep the logs (path printed)
 #   NO_BUILD=1 bench/recovery.sh               # run the binaries as they are
@@ -63,12 +65,13 @@ cd "$(dirname "$0")/.."
 build=${1:-build-bench}
 [ $# -gt 0 ] && shift
 phases=("$@")
-[ ${#phases[@]} -gt 0 ] || phases=(throughput small large)
+[ ${#phases[@]} -gt 0 ] || phases=(throughput small large spilled)
 for p in "${phases[@]}"; do
-  case $p in throughput | small | large) ;; *) echo "unknown phase '$p' (throughput small large)" >&2; exit 2 ;; esac
+  case $p in throughput | small | large | spilled) ;; *) echo "unknown phase '$p' (throughput small large spilled)" >&2; exit 2 ;; esac
 done
 small_keys=${SMALL_KEYS:-10000}
 large_keys=${LARGE_KEYS:-10000000}
+spilled_keys=${SPILLED_KEYS:-2000000}
 rate=${RATE:-1000000}
 tput_count=${TPUT_COUNT:-200000000}
 tput_reps=${TPUT_REPS:-2}
@@ -88,8 +91,6 @@ fi
 cli=$build/cli/rivulet
 
 run=$(mktemp -d /tmp/rivulet-recovery-XXXX)
-port=$((20000 + RANDOM % 20000))
-url=tcp://127.0.0.1:$port
 ticks=$(getconf CLK_TCK)
 clog=$run/coordinator.log
 
@@ -182,11 +183,16 @@ chk_lines() {
   done
 }
 
-"$build/rivulet-coordinator" --listen "$url" --checkpoint-dir "$run/checkpoints" \
+# Port 0: the coordinator picks a free port and logs it.
+"$build/rivulet-coordinator" --listen tcp://127.0.0.1:0 --checkpoint-dir "$run/checkpoints" \
   --heartbeat-interval 100ms --heartbeat-timeout 1500ms >"$clog" 2>&1 &
 cpid=$!
 pids+=($cpid)
-for _ in $(seq 1 100); do grep -q "listening on" "$clog" && break; sleep 0.05; done
+url=$(wait_log "listening on tcp://127.0.0.1:[0-9]+" 10 | grep -Eo "tcp://127.0.0.1:[0-9]+") || {
+  echo "the coordinator did not start:" >&2
+  cat "$clog" >&2
+  exit 1
+}
 tm_seq=0
 new_tm() { tm_seq=$((tm_seq + 1)); start_tm "tm-$tm_seq"; }
 new_tm; new_tm; new_tm
@@ -226,9 +232,29 @@ rec_rows=()
 chk_rows=()
 recover() {
   local label=$1 keys=$2 id victim vpid line restored bytes t_a t_r t_b t_d out t_kill t_proc
-  instantiate bench/recovery/keyed_state.yaml "$run/$label.yaml" NAME="$label" KEYS="$keys" RATE="$rate"
+  local backend=memory budget=4GiB
+  [ "$label" = spilled ] && backend=rocksdb budget=64MiB
+  instantiate bench/recovery/keyed_state.yaml "$run/$label.yaml" NAME="$label" KEYS="$keys" RATE="$rate" \
+    BACKEND="$backend" BUDGET="$budget"
   id=$("$cli" submit --coordinator "$url" "$run/$label.yaml")
-  if [ "$label" = large ]; then
+  if [ "$label" = spilled ]; then
+    # RocksDB files change size as they compact: instead of equal sizes,
+    # wait until every key is in the window (records in >= keys), then take
+    # the next two checkpoints.
+    local deadline=$(($(date +%s) + 170)) seen c0 pair
+    while :; do
+      seen=$(status_json "$id" | python3 -c \
+        'import json,sys; j=json.load(sys.stdin); print(sum(s["records_in"] for s in j["subtasks"] if s["chain"].startswith("per_key")))')
+      [ "${seen:-0}" -ge "$keys" ] && break
+      [ "$(date +%s)" -ge "$deadline" ] && { echo "warning: state not filled within 170 s" >&2; break; }
+      sleep 0.5
+    done
+    c0=$(chk_lines "$id" | wc -l)
+    while [ "$(chk_lines "$id" | wc -l)" -lt $((c0 + 2)) ] && [ "$(date +%s)" -lt $((deadline + 60)) ]; do sleep 0.2; done
+    pair=$(chk_lines "$id" | tail -2)
+    while read -r n ms pause b _ w x; do chk_rows+=("$label $n $ms $pause $w $b $x"); done <<<"$pair"
+    sleep 2
+  elif [ "$label" = large ]; then
     # Wait until the state stopped growing: two consecutive checkpoints of
     # equal size (every key is in the window from then on).
     local deadline=$(($(date +%s) + 170)) pair=""
@@ -242,7 +268,7 @@ recover() {
       fi
       sleep 0.2
     done
-    while read -r n ms pause b _ w x; do chk_rows+=("$n $ms $pause $w $b $x"); done <<<"$pair"
+    while read -r n ms pause b _ w x; do chk_rows+=("$label $n $ms $pause $w $b $x"); done <<<"$pair"
     # Kill 2 s after the second one, well before the next starts.
     local last_t
     last_t=$(tail -1 <<<"$pair" | awk '{print $5}')
@@ -268,7 +294,14 @@ def status():
     except ValueError:
         return None
     return {s["subtask"]: s["records_in"] for s in j["subtasks"] if s["chain"].startswith("per_key")}
-old = status()
+old = None
+for _ in range(50):
+    old = status()
+    if old:
+        break
+    time.sleep(0.1)
+if not old:
+    sys.exit("no status of job " + job)
 t_kill = time.time() * 1000
 os.kill(pid, signal.SIGKILL)
 new = {}
@@ -293,7 +326,11 @@ PY
 )
   read -r t_kill t_proc <<<"$out"
   wait "$vpid" 2>/dev/null || true
+  # Gone: forget it, so that the cleanup never signals a reused pid.
   unset "tm_pid[$victim]"
+  local keep=() p
+  for p in "${pids[@]}"; do [ "$p" = "$vpid" ] || keep+=("$p"); done
+  pids=("${keep[@]}")
   t_a=$(wait_log "task manager $victim lost" 30 | log_ms) || t_a=-1
   t_r=$(wait_log "job $id \\([^)]*\\): restart 1 of" 60 | log_ms) || t_r=-1
   line=$(wait_log "job $id \\([^)]*\\) is RUNNING .*resuming from" 60) || line=""
@@ -316,6 +353,7 @@ PY
 }
 has_phase small && recover small "$small_keys"
 has_phase large && recover large "$large_keys"
+has_phase spilled && recover spilled "$spilled_keys"
 
 # ---- tables ----
 echo "Rivulet checkpoints and recovery: 127.0.0.1, coordinator + 3 task managers x 1 slot, jobs at parallelism 2, $(nproc) cores"
@@ -331,12 +369,13 @@ if [ ${#rec_rows[@]} -gt 0 ]; then
 fi
 if [ ${#chk_rows[@]} -gt 0 ]; then
   echo
-  echo "2. Checkpoints at large state ($large_keys keys; full snapshots, not incremental)"
-  printf '%-10s %12s %17s %17s %14s %14s %8s\n' checkpoint complete_ms longest_pause_ms longest_write_ms state_bytes written_bytes MB/s
+  echo "2. Two consecutive checkpoints once the state stopped growing (large: $large_keys keys in memory, full"
+  echo "   snapshots; spilled: $spilled_keys keys in RocksDB under a 64 MiB budget, incremental)"
+  printf '%-8s %-10s %12s %17s %17s %14s %14s %8s\n' state checkpoint complete_ms longest_pause_ms longest_write_ms state_bytes written_bytes MB/s
   for r in "${chk_rows[@]}"; do
-    read -r n ms pause w b x <<<"$r"
-    awk -v n="$n" -v ms="$ms" -v p="$pause" -v w="$w" -v b="$b" -v x="$x" \
-      'BEGIN { printf "%-10s %12d %17.1f %17s %14d %14s %8.0f\n", "chk-" n, ms, p, w, b, x, (ms > 0 ? (x == "-" ? b : x) / ms / 1000 : 0) }'
+    read -r l n ms pause w b x <<<"$r"
+    awk -v l="$l" -v n="$n" -v ms="$ms" -v p="$pause" -v w="$w" -v b="$b" -v x="$x" \
+      'BEGIN { printf "%-8s %-10s %12d %17.1f %17s %14d %14s %8.0f\n", l, "chk-" n, ms, p, w, b, x, (ms > 0 ? (x == "-" ? b : x) / ms / 1000 : 0) }'
   done
   echo "   (MB/s: bytes written / complete_ms; longest_write and written are \"-\" when the coordinator does not log them)"
 fi
