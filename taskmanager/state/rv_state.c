@@ -655,9 +655,10 @@ static rv_err *evict(rv_state *s)
     size_t timers = rv_timers_bytes(s->timers[0]) + rv_timers_bytes(s->timers[1]);
     size_t target = budget / 8 * 7 > timers + budget / 8 ? budget / 8 * 7 - timers : budget / 8;
     if (timers > budget / 2 && !s->warned) {
-        RV_LOG_WARN("state", "%s: %zu bytes of timers stay in memory (%zu of them for %zu distinct times); memory_budget is %" PRId64,
-                    s->what, timers, rv_timers_fixed_bytes(s->timers[0]) + rv_timers_fixed_bytes(s->timers[1]),
-                    rv_timers_count(s->timers[0]) + rv_timers_count(s->timers[1]), s->conf.memory_budget);
+        RV_LOG_WARN("state", "%s: %zu bytes of timers stay in memory (%zu timers; %zu bytes of them cannot spill: "
+                    "about 90 per distinct timer time); memory_budget is %" PRId64,
+                    s->what, timers, rv_timers_count(s->timers[0]) + rv_timers_count(s->timers[1]),
+                    rv_timers_fixed_bytes(s->timers[0]) + rv_timers_fixed_bytes(s->timers[1]), s->conf.memory_budget);
         s->warned = true;
     }
     size_t passes = 0;
