@@ -56,7 +56,7 @@
 # Takes ~4 minutes and ~4 GB of memory (large state: two task managers
 # holding ~1.6 GB each during the restore).
 #   bench/recovery.sh [build-dir] [phase...]   # build-dir default build-bench;
-#                                              # phases: throughput small large spilled
+#                                              # phases: throughput small large spilled few_changes
 #   LARGE_KEYS=5000000 RATE=500000 bench/recovery.sh
 #   KEEP=1 bench/recovery.sh                   # keep the logs (path printed)
 #   NO_BUILD=1 bench/recovery.sh               # run the binaries as they are
@@ -65,9 +65,11 @@ cd "$(dirname "$0")/.."
 build=${1:-build-bench}
 [ $# -gt 0 ] && shift
 phases=("$@")
-[ ${#phases[@]} -gt 0 ] || phases=(throughput small large spilled)
+[ ${#phases[@]} -gt 0 ] || phases=(throughput small large spilled few_changes)
 for p in "${phases[@]}"; do
-  case $p in throughput | small | large | spilled) ;; *) echo "unknown phase '$p' (throughput small large spilled)" >&2; exit 2 ;; esac
+  case $p in throughput | small | large | spilled | few_changes) ;;
+  *) echo "unknown phase '$p' (throughput small large spilled few_changes)" >&2; exit 2 ;;
+  esac
 done
 small_keys=${SMALL_KEYS:-10000}
 large_keys=${LARGE_KEYS:-10000000}
@@ -230,29 +232,43 @@ fi
 # ---- 1./2. recovery ----
 rec_rows=()
 chk_rows=()
+# RocksDB files change size as they compact: instead of waiting for equal
+# sizes, wait until every key is in the window (records in >= keys), then
+# take the next two checkpoints into the table.
+two_checkpoints_after_fill() {
+  local label=$1 id=$2 keys=$3 skip=${4:-0} deadline=$(($(date +%s) + 170)) seen c0 pair
+  while :; do
+    seen=$(status_json "$id" | python3 -c \
+      'import json,sys; j=json.load(sys.stdin); print(sum(s["records_in"] for s in j["subtasks"] if s["chain"].startswith("per_key")))')
+    [ "${seen:-0}" -ge "$keys" ] && break
+    [ "$(date +%s)" -ge "$deadline" ] && { echo "warning: state not filled within 170 s" >&2; break; }
+    sleep 0.5
+  done
+  c0=$(($(chk_lines "$id" | wc -l) + skip))
+  while [ "$(chk_lines "$id" | wc -l)" -lt $((c0 + 2)) ] && [ "$(date +%s)" -lt $((deadline + 60)) ]; do sleep 0.2; done
+  pair=$(chk_lines "$id" | tail -2)
+  while read -r n ms pause b _ w x; do chk_rows+=("$label $n $ms $pause $w $b $x"); done <<<"$pair"
+}
+# Incremental checkpoints when little changes: every key once, then only
+# 1000 hot keys (no kill); the checkpoint right after the fill still holds
+# its end and is skipped.
+few_changes() {
+  local keys=$1 id
+  instantiate bench/recovery/keyed_state.yaml "$run/few.yaml" NAME=few_changes KEY="if(seq < $keys, seq, seq % 1000)" \
+    RATE="$rate" BACKEND=rocksdb BUDGET=64MiB
+  id=$("$cli" submit --coordinator "$url" "$run/few.yaml")
+  two_checkpoints_after_fill few "$id" "$keys" 1 # the first one still holds the end of the fill
+  cancel_job "$id"
+}
 recover() {
   local label=$1 keys=$2 id victim vpid line restored bytes t_a t_r t_b t_d out t_kill t_proc
   local backend=memory budget=4GiB
   [ "$label" = spilled ] && backend=rocksdb budget=64MiB
-  instantiate bench/recovery/keyed_state.yaml "$run/$label.yaml" NAME="$label" KEYS="$keys" RATE="$rate" \
+  instantiate bench/recovery/keyed_state.yaml "$run/$label.yaml" NAME="$label" KEY="seq % $keys" RATE="$rate" \
     BACKEND="$backend" BUDGET="$budget"
   id=$("$cli" submit --coordinator "$url" "$run/$label.yaml")
   if [ "$label" = spilled ]; then
-    # RocksDB files change size as they compact: instead of equal sizes,
-    # wait until every key is in the window (records in >= keys), then take
-    # the next two checkpoints.
-    local deadline=$(($(date +%s) + 170)) seen c0 pair
-    while :; do
-      seen=$(status_json "$id" | python3 -c \
-        'import json,sys; j=json.load(sys.stdin); print(sum(s["records_in"] for s in j["subtasks"] if s["chain"].startswith("per_key")))')
-      [ "${seen:-0}" -ge "$keys" ] && break
-      [ "$(date +%s)" -ge "$deadline" ] && { echo "warning: state not filled within 170 s" >&2; break; }
-      sleep 0.5
-    done
-    c0=$(chk_lines "$id" | wc -l)
-    while [ "$(chk_lines "$id" | wc -l)" -lt $((c0 + 2)) ] && [ "$(date +%s)" -lt $((deadline + 60)) ]; do sleep 0.2; done
-    pair=$(chk_lines "$id" | tail -2)
-    while read -r n ms pause b _ w x; do chk_rows+=("$label $n $ms $pause $w $b $x"); done <<<"$pair"
+    two_checkpoints_after_fill "$label" "$id" "$keys"
     sleep 2
   elif [ "$label" = large ]; then
     # Wait until the state stopped growing: two consecutive checkpoints of
@@ -354,6 +370,7 @@ PY
 has_phase small && recover small "$small_keys"
 has_phase large && recover large "$large_keys"
 has_phase spilled && recover spilled "$spilled_keys"
+has_phase few_changes && few_changes "$spilled_keys"
 
 # ---- tables ----
 echo "Rivulet checkpoints and recovery: 127.0.0.1, coordinator + 3 task managers x 1 slot, jobs at parallelism 2, $(nproc) cores"
@@ -370,7 +387,8 @@ fi
 if [ ${#chk_rows[@]} -gt 0 ]; then
   echo
   echo "2. Two consecutive checkpoints once the state stopped growing (large: $large_keys keys in memory, full"
-  echo "   snapshots; spilled: $spilled_keys keys in RocksDB under a 64 MiB budget, incremental)"
+  echo "   snapshots; spilled: $spilled_keys keys in RocksDB under a 64 MiB budget, incremental, every key updated"
+  echo "   between checkpoints; few: the same keys, then only 1000 hot keys updated)"
   printf '%-8s %-10s %12s %17s %17s %14s %14s %8s\n' state checkpoint complete_ms longest_pause_ms longest_write_ms state_bytes written_bytes MB/s
   for r in "${chk_rows[@]}"; do
     read -r l n ms pause w b x <<<"$r"

@@ -306,39 +306,43 @@ static tm_job *find(rv_tm *tm, const char *id, tm_job ***link)
     return NULL;
 }
 
-void rv_tm_trigger_checkpoint(rv_tm *tm, const char *job_id, uint64_t id, const char *dir, bool savepoint)
+/* The run of job_id with tm->mu held (the caller unlocks), or NULL. */
+static rv_job_run *lock_run(rv_tm *tm, const char *job_id)
 {
     pthread_mutex_lock(&tm->mu);
     tm_job *j = find(tm, job_id, NULL);
-    if (j)
-        rv_job_run_trigger(j->run, id, dir, savepoint);
+    return j ? j->run : NULL;
+}
+
+void rv_tm_trigger_checkpoint(rv_tm *tm, const char *job_id, uint64_t id, const char *dir, bool savepoint)
+{
+    rv_job_run *run = lock_run(tm, job_id);
+    if (run)
+        rv_job_run_trigger(run, id, dir, savepoint);
     pthread_mutex_unlock(&tm->mu);
 }
 
 void rv_tm_checkpoint_complete(rv_tm *tm, const char *job_id, uint64_t id)
 {
-    pthread_mutex_lock(&tm->mu);
-    tm_job *j = find(tm, job_id, NULL);
-    if (j)
-        rv_job_run_complete(j->run, id);
+    rv_job_run *run = lock_run(tm, job_id);
+    if (run)
+        rv_job_run_complete(run, id);
     pthread_mutex_unlock(&tm->mu);
 }
 
 void rv_tm_drain(rv_tm *tm, const char *job_id)
 {
-    pthread_mutex_lock(&tm->mu);
-    tm_job *j = find(tm, job_id, NULL);
-    if (j)
-        rv_job_run_drain(j->run);
+    rv_job_run *run = lock_run(tm, job_id);
+    if (run)
+        rv_job_run_drain(run);
     pthread_mutex_unlock(&tm->mu);
 }
 
 void rv_tm_cancel(rv_tm *tm, const char *job_id)
 {
-    pthread_mutex_lock(&tm->mu);
-    tm_job *j = find(tm, job_id, NULL);
-    if (j)
-        rv_job_run_cancel(j->run);
+    rv_job_run *run = lock_run(tm, job_id);
+    if (run)
+        rv_job_run_cancel(run);
     pthread_mutex_unlock(&tm->mu);
 }
 

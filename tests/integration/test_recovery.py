@@ -21,6 +21,18 @@ from test_cluster import Cluster, note, wait_until
 BASE_TS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 KEYS = 97
 
+# The keyed window and exactly-once sink every job here ends with.
+WINDOW_TO_FILE = """  - id: win
+    type: window_aggregate
+    key_by: [k]
+    window: {{tumbling: 1s}}
+    aggregates: {{n: count(), total: sum(v)}}
+sinks:
+  - id: out
+    type: file
+    path: {output}
+"""
+
 # A generator whose every value is computable here: record i has v = i,
 # k = i % KEYS and event time BASE_TS + floor(i * 1000 / EVENT_RATE).
 GEN_JOB = """
@@ -42,16 +54,7 @@ operators:
   - id: keyed
     type: map
     select: {{k: v % {keys}, v: v, ts: ts}}
-  - id: win
-    type: window_aggregate
-    key_by: [k]
-    window: {{tumbling: 1s}}
-    aggregates: {{n: count(), total: sum(v)}}
-sinks:
-  - id: out
-    type: file
-    path: {output}
-"""
+""" + WINDOW_TO_FILE
 
 EVENT_RATE = 10_000
 
@@ -164,16 +167,7 @@ sources:
     schema: {{ts: timestamp, k: int64, v: int64}}
     event_time: {{field: ts, max_out_of_orderness: 0s}}
 operators:
-  - id: win
-    type: window_aggregate
-    key_by: [k]
-    window: {{tumbling: 1s}}
-    aggregates: {{n: count(), total: sum(v)}}
-sinks:
-  - id: out
-    type: file
-    path: {output}
-"""
+""" + WINDOW_TO_FILE
 
 
 def test_file_source_resumes_at_its_offsets_after_a_kill(wd):
