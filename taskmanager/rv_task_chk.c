@@ -393,10 +393,29 @@ void rv_subtask_chk_free(rv_subtask *st)
 
 /* ---- restore ---- */
 
-/* Rebuilds the RocksDB checkpoint of handle h (number i) in a scratch
- * directory (hard links where the file system allows, else copies) and
- * loads its entries of key groups [first, end) — or, when it holds exactly
- * those key groups (`whole`), adopts it as the instance's database. */
+/* Restores the stream file of handle h (and with a database dir, its
+ * incremental timers from there or the adopted database). */
+static rv_err *restore_stream(rv_subtask *st, op_inst *op, const Rivulet__StateHandle *h, int first, int end,
+                              const char *db_dir, bool adopted)
+{
+    char *path = rv_xasprintf("%s/%s", st->jr->chk.restore_dir, h->file);
+    FILE *f = fopen(path, "rb");
+    rv_err *err = NULL;
+    if (!f) {
+        err = rv_err_new(RV_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    } else {
+        err = rv_state_restore_incremental(op->kstate, f, path, first, end, db_dir, adopted);
+        fclose(f);
+    }
+    free(path);
+    return err;
+}
+
+/* An incremental handle h (number i): rebuilds its RocksDB checkpoint in a
+ * scratch directory (hard links where the file system allows, else
+ * copies); when it holds exactly this instance's key groups (`whole`) the
+ * instance adopts it as its database, else its entries and timers of key
+ * groups [first, end) are loaded from it. */
 static rv_err *restore_db(rv_subtask *st, op_inst *op, const Rivulet__StateHandle *h, size_t i, int first, int end,
                           bool whole)
 {
@@ -407,7 +426,7 @@ static rv_err *restore_db(rv_subtask *st, op_inst *op, const Rivulet__StateHandl
         err = rv_file_mkdirs(scratch);
     for (size_t k = 0; !err && k < h->n_db_files; k++) {
         const Rivulet__DbFile *f = h->db_files[k];
-        char *src = f->shared ? rv_xasprintf("%s/../shared/%s", c->restore_dir, f->stored)
+        char *src = f->shared ? rv_xasprintf("%s/../%s/%s", c->restore_dir, RV_CHK_SHARED, f->stored)
                               : rv_xasprintf("%s/%s", c->restore_dir, f->stored);
         char *dst = rv_xasprintf("%s/%s", scratch, f->name);
         err = rv_file_link_or_copy(src, dst);
@@ -419,6 +438,8 @@ static rv_err *restore_db(rv_subtask *st, op_inst *op, const Rivulet__StateHandl
         err = rv_state_adopt_db(op->kstate, scratch, &adopted);
     if (!err && !adopted)
         err = rv_state_restore_db(op->kstate, scratch, h->file, first, end);
+    if (!err)
+        err = restore_stream(st, op, h, first, end, adopted ? NULL : scratch, adopted);
     rv_err *rerr = rv_file_remove_tree(scratch);
     if (rerr && !err)
         err = rerr;
@@ -438,18 +459,8 @@ static rv_err *restore_keyed(rv_subtask *st, op_inst *op)
         if (strcmp(h->node, op->node->id) != 0 || !h->file[0] || (int)h->kg_end <= first || (int)h->kg_first >= end)
             continue;
         bool whole = (int)h->kg_first == first && (int)h->kg_end == end;
-        rv_err *err = h->n_db_files ? restore_db(st, op, h, i, first, end, whole) : NULL;
-        if (err)
-            return err;
-        char *path = rv_xasprintf("%s/%s", c->restore_dir, h->file);
-        FILE *f = fopen(path, "rb");
-        if (!f)
-            err = rv_err_new(RV_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-        else {
-            err = rv_state_restore(op->kstate, f, path, first, end);
-            fclose(f);
-        }
-        free(path);
+        rv_err *err = h->n_db_files ? restore_db(st, op, h, i, first, end, whole)
+                                    : restore_stream(st, op, h, first, end, NULL, false);
         if (err)
             return err;
     }

@@ -745,8 +745,21 @@ static rv_err *write_back(rv_state *s)
 
 rv_err *rv_state_checkpoint_db(rv_state *s, const char *dir)
 {
+    for (int d = 0; d < 2; d++)
+        rv_timers_spill_all(s->timers[d], s->db);
     rv_err *err = write_back(s);
     return err ? err : rv_sdb_checkpoint(s->db, dir);
+}
+
+rv_err *rv_state_each_timer_bucket(rv_state *s, int d, rv_timers_bucket_fn fn, void *arg)
+{
+    return rv_timers_each_bucket(s->timers[d], fn, arg);
+}
+
+void rv_state_import_timer_bucket(rv_state *s, int d, int64_t time, uint64_t count, const uint8_t *head,
+                                  uint32_t head_len, uint64_t sp_lo, uint64_t sp_hi)
+{
+    rv_timers_import(s->timers[d], time, count, head, head_len, sp_lo, sp_hi);
 }
 
 typedef struct each_ctx {

@@ -161,9 +161,10 @@ rv_err *rv_state_snapshot(rv_state *s, FILE *out, const char *what, uint64_t *by
 rv_err *rv_state_restore(rv_state *s, FILE *in, const char *what, int kg_first, int kg_end);
 
 /* Incremental snapshots (RocksDB backend, once RocksDB holds state): the
- * entries go into a RocksDB checkpoint in db_dir (which must not exist;
- * its SST files are hard links, shared with later checkpoints) and `out`
- * gets a stream of the timers only (the same format). False in *done when
+ * entries and the timers (their chunks are moved to RocksDB first) go
+ * into a RocksDB checkpoint in db_dir (which must not exist; its SST files
+ * are hard links, shared with later checkpoints) and `out` gets a stream
+ * describing the timer buckets (what each is reading and its chunk range). False in *done when
  * RocksDB is not in use: then nothing was written (take a full snapshot). */
 rv_err *rv_state_snapshot_incremental(rv_state *s, const char *db_dir, FILE *out, const char *what, uint64_t *bytes,
                                       bool *done);
@@ -171,6 +172,12 @@ rv_err *rv_state_snapshot_incremental(rv_state *s, const char *db_dir, FILE *out
  * checkpoint in db_dir to s (then restore the timers stream with
  * rv_state_restore). */
 rv_err *rv_state_restore_db(rv_state *s, const char *db_dir, const char *what, int kg_first, int kg_end);
+/* rv_state_restore of the stream of an incremental snapshot: its timers
+ * refer to chunks in the RocksDB checkpoint, read from db_dir, or already
+ * in the instance's own database when it adopted that checkpoint
+ * (rv_state_adopt_db: adopted true, db_dir NULL). */
+rv_err *rv_state_restore_incremental(rv_state *s, FILE *in, const char *what, int kg_first, int kg_end,
+                                     const char *db_dir, bool adopted);
 /* Faster when the checkpoint in db_dir holds exactly this instance's key
  * groups: s (RocksDB backend, still empty) takes the database over as its
  * own — db_dir is moved into the instance's directory on the same file

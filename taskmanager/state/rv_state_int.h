@@ -19,9 +19,14 @@ bool rv_state_full_key_ok(const uint8_t *fk, uint32_t n);
 /* Adds an entry by its full key (dirty: it reaches RocksDB when evicted);
  * the key must pass rv_state_full_key_ok. */
 void rv_state_load_entry(rv_state *s, const uint8_t *fk, uint32_t n, int64_t expiry, const uint8_t *v, uint32_t vlen);
-/* With RocksDB open: writes dirty entries back and checkpoints the
- * database into dir (rv_sdb_checkpoint). */
+/* With RocksDB open: moves the timers' chunks to RocksDB, writes dirty
+ * entries back and checkpoints the database into dir (rv_sdb_checkpoint). */
 rv_err *rv_state_checkpoint_db(rv_state *s, const char *dir);
+/* The timer buckets of domain d (after rv_state_checkpoint_db) and, on an
+ * instance that adopted that checkpoint, one bucket back. */
+rv_err *rv_state_each_timer_bucket(rv_state *s, int d, rv_timers_bucket_fn fn, void *arg);
+void rv_state_import_timer_bucket(rv_state *s, int d, int64_t time, uint64_t count, const uint8_t *head,
+                                  uint32_t head_len, uint64_t sp_lo, uint64_t sp_hi);
 /* No entry and no timer. */
 bool rv_state_is_empty(const rv_state *s);
 

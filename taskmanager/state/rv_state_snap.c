@@ -7,6 +7,13 @@
  *                                   (one per entry; full keys as in rv_state.h)
  *   'T' u8 domain, i64 time, u16 key group, u32 key length, u64 key hash,
  *       i64 namespace, key          (one per timer, in firing order)
+ *   'B' u8 domain, i64 time, u64 timers, u64 first and u64 end spilled
+ *       chunk, u32 head length, head
+ *                                   (incremental snapshots: one per timer
+ *                                    bucket instead of 'T' records; its
+ *                                    timers are the head's records, then
+ *                                    those of its spilled chunks, which
+ *                                    are in the RocksDB checkpoint)
  *   'Z' u64 entries, u64 timers, u64 XXH3 of every byte before this field
  * Restoring checks the magic, every length against the bytes left, the
  * counts and the checksum, so a truncated or corrupted file is an error,
@@ -109,16 +116,35 @@ static rv_err *write_timer(void *arg, int64_t time, uint16_t kg, const uint8_t *
     return NULL;
 }
 
-/* The stream: every entry (unless timers_only) and every timer. */
-static rv_err *write_stream(rv_state *s, FILE *out, const char *what, uint64_t *bytes, bool timers_only)
+static rv_err *write_bucket(void *arg, int64_t time, uint64_t count, const uint8_t *head, uint32_t head_len,
+                           uint64_t sp_lo, uint64_t sp_hi)
+{
+    timer_writer *tw = arg;
+    writer *w = tw->w;
+    put_u8(w, 'B');
+    put_u8(w, (uint8_t)tw->domain);
+    put_u64(w, (uint64_t)time);
+    put_u64(w, count);
+    put_u64(w, sp_lo);
+    put_u64(w, sp_hi);
+    put_u32(w, head_len);
+    put(w, head, head_len);
+    w->timers += count;
+    return NULL;
+}
+
+/* The stream: every entry and every timer, or (incremental, after
+ * rv_state_checkpoint_db) only the timer buckets. */
+static rv_err *write_stream(rv_state *s, FILE *out, const char *what, uint64_t *bytes, bool incremental)
 {
     writer w = {.f = out, .h = XXH3_createState(), .buf = rv_xmalloc(CHUNK)};
     XXH3_64bits_reset(w.h);
     put(&w, MAGIC, 8);
-    rv_err *err = timers_only ? NULL : rv_state_each_entry(s, write_entry, &w);
+    rv_err *err = incremental ? NULL : rv_state_each_entry(s, write_entry, &w);
     for (int d = 0; d < 2 && !err; d++) {
         timer_writer tw = {&w, d};
-        err = rv_state_each_timer(s, d, write_timer, &tw);
+        err = incremental ? rv_state_each_timer_bucket(s, d, write_bucket, &tw)
+                          : rv_state_each_timer(s, d, write_timer, &tw);
     }
     if (!err) {
         put_u8(&w, 'Z');
@@ -234,7 +260,79 @@ static rv_err *get_checksum(reader *r, uint64_t *sum)
 
 static bool at_end(reader *r) { return r->pos == r->len && fgetc(r->f) == EOF; }
 
+/* Timers of one bucket in key groups [lo, hi), registered in order. */
+typedef struct timer_loader {
+    rv_state *s;
+    int d, lo, hi;
+    uint64_t n;
+} timer_loader;
+
+static rv_err *load_timer(void *arg, int64_t time, uint16_t kg, const uint8_t *key, uint32_t klen, uint64_t khash,
+                          int64_t ns)
+{
+    timer_loader *l = arg;
+    l->n++;
+    if (kg >= l->lo && kg < l->hi) {
+        rv_skey k = {.key = key, .len = klen, .kg = kg, .hash = khash};
+        rv_timer_register(l->s, (rv_timer_domain)l->d, &k, ns, time);
+    }
+    return NULL;
+}
+
+typedef struct chunk_loader {
+    timer_loader *tl;
+    int64_t time;
+} chunk_loader;
+
+static rv_err *load_chunk(void *arg, const uint8_t *key, size_t klen, int64_t expiry, const uint8_t *val,
+                          uint32_t vlen)
+{
+    chunk_loader *c = arg;
+    return rv_timers_decode(val, vlen, c->time, load_timer, c->tl);
+}
+
+/* A 'B' record: its timers from the head and the checkpoint's chunks
+ * (db_dir), or the bucket itself when the database was adopted. */
+static rv_err *restore_bucket(rv_state *s, int d, int64_t time, uint64_t count, const uint8_t *head, uint32_t head_len,
+                              uint64_t sp_lo, uint64_t sp_hi, const char *db_dir, bool adopted, int lo, int hi)
+{
+    if (adopted) {
+        rv_state_import_timer_bucket(s, d, time, count, head, head_len, sp_lo, sp_hi);
+        return NULL;
+    }
+    if (!db_dir)
+        return rv_err_new(RV_ERR_CORRUPT, "an incremental snapshot restored without its RocksDB checkpoint");
+    timer_loader tl = {.s = s, .d = d, .lo = lo, .hi = hi};
+    rv_err *err = rv_timers_decode(head, head_len, time, load_timer, &tl);
+    if (!err && sp_lo < sp_hi) {
+        uint8_t from[20], to[20];
+        rv_timers_chunk_key(d, time, sp_lo, from);
+        rv_timers_chunk_key(d, time, sp_hi, to);
+        chunk_loader cl = {&tl, time};
+        err = rv_sdb_each_in(db_dir, from, sizeof(from), to, sizeof(to), load_chunk, &cl);
+    }
+    if (!err && tl.n != count)
+        err = rv_err_new(RV_ERR_CORRUPT, "a timer bucket holds %llu timers, its snapshot says %llu",
+                         (unsigned long long)tl.n, (unsigned long long)count);
+    return err;
+}
+
+static rv_err *restore_stream(rv_state *s, FILE *in, const char *what, int kg_first, int kg_end, const char *db_dir,
+                              bool adopted);
+
 rv_err *rv_state_restore(rv_state *s, FILE *in, const char *what, int kg_first, int kg_end)
+{
+    return restore_stream(s, in, what, kg_first, kg_end, NULL, false);
+}
+
+rv_err *rv_state_restore_incremental(rv_state *s, FILE *in, const char *what, int kg_first, int kg_end,
+                                     const char *db_dir, bool adopted)
+{
+    return restore_stream(s, in, what, kg_first, kg_end, db_dir, adopted);
+}
+
+static rv_err *restore_stream(rv_state *s, FILE *in, const char *what, int kg_first, int kg_end, const char *db_dir,
+                              bool adopted)
 {
     reader r = {.f = in, .h = XXH3_createState(), .what = what, .in = rv_xmalloc(CHUNK)};
     XXH3_64bits_reset(r.h);
@@ -290,6 +388,26 @@ rv_err *rv_state_restore(rv_state *s, FILE *in, const char *what, int kg_first, 
                 rv_timer_register(s, (rv_timer_domain)d, &k, ns, time);
             }
             timers++;
+        } else if (tag == 'B') {
+            uint8_t d;
+            int64_t time;
+            uint64_t count, sp_lo, sp_hi;
+            uint32_t hlen;
+            if ((err = get(&r, &d, 1)) || (err = get(&r, &time, 8)) || (err = get(&r, &count, 8)) ||
+                (err = get(&r, &sp_lo, 8)) || (err = get(&r, &sp_hi, 8)) || (err = get(&r, &hlen, 4)))
+                break;
+            if (d > 1 || hlen > MAX_KEY || sp_lo > sp_hi) {
+                err = rv_err_new(RV_ERR_CORRUPT, "%s: the state snapshot has a malformed timer bucket", what);
+                break;
+            }
+            rv_xgrow((void **)&r.buf, &r.cap, (size_t)hlen + 1, 1);
+            if ((err = get(&r, r.buf, hlen)))
+                break;
+            if ((err = restore_bucket(s, d, time, count, r.buf, hlen, sp_lo, sp_hi, db_dir, adopted, kg_first, kg_end))) {
+                err = rv_err_wrap(err, "%s", what);
+                break;
+            }
+            timers += count;
         } else if (tag == 'Z') {
             uint64_t ne, nt, sum;
             if ((err = get(&r, &ne, 8)) || (err = get(&r, &nt, 8)))

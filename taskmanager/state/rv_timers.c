@@ -257,12 +257,12 @@ void rv_timers_add(rv_timers *t, uint16_t kg, const uint8_t *key, uint32_t klen,
     t->count++;
 }
 
-static void chunk_key(const rv_timers *t, int64_t time, uint64_t n, uint8_t out[20])
+void rv_timers_chunk_key(int domain, int64_t time, uint64_t n, uint8_t out[20])
 {
     out[0] = 0xFF;
     out[1] = 0xFF;
     out[2] = 'T';
-    out[3] = (uint8_t)t->domain;
+    out[3] = (uint8_t)domain;
     uint64_t u = (uint64_t)time ^ (1ull << 63);
     for (int i = 0; i < 8; i++)
         out[4 + i] = (uint8_t)(u >> (56 - 8 * i));
@@ -281,7 +281,7 @@ static bool next_chunk(rv_timers *t, bucket *b, rv_sdb *db, rv_err **err)
     b->rd_off = 0;
     if (b->sp_lo < b->sp_hi) {
         uint8_t k[20];
-        chunk_key(t, b->time, b->sp_lo, k);
+        rv_timers_chunk_key(t->domain, b->time, b->sp_lo, k);
         int64_t expiry;
         uint8_t *val = NULL;
         uint32_t vlen = 0;
@@ -362,6 +362,13 @@ static int by_time_asc(const void *a, const void *b, void *arg)
 }
 
 /* The records of one chunk from offset `from`. */
+static rv_err *each_record(const uint8_t *p, uint32_t len, uint32_t from, int64_t time, rv_timers_fn fn, void *arg);
+
+rv_err *rv_timers_decode(const uint8_t *p, uint32_t len, int64_t time, rv_timers_fn fn, void *arg)
+{
+    return each_record(p, len, 0, time, fn, arg);
+}
+
 static rv_err *each_record(const uint8_t *p, uint32_t len, uint32_t from, int64_t time, rv_timers_fn fn, void *arg)
 {
     for (uint32_t off = from; off + REC_HEAD <= len;) {
@@ -397,7 +404,7 @@ rv_err *rv_timers_each(const rv_timers *t, rv_sdb *db, rv_timers_fn fn, void *ar
             err = each_record(b->cur.data, b->cur.len, b->rd_off, b->time, fn, arg);
         for (uint64_t n = b->sp_lo; n < b->sp_hi && !err; n++) {
             uint8_t k[20];
-            chunk_key(t, b->time, n, k);
+            rv_timers_chunk_key(t->domain, b->time, n, k);
             int64_t expiry;
             uint8_t *val = NULL;
             uint32_t vlen = 0;
@@ -416,6 +423,20 @@ rv_err *rv_timers_each(const rv_timers *t, rv_sdb *db, rv_timers_fn fn, void *ar
     return err;
 }
 
+/* Moves bucket b's tail chunks to db as its next spilled chunks. */
+static void spill_tail(rv_timers *t, bucket *b, rv_sdb *db)
+{
+    for (uint32_t c = 0; c < b->ntail; c++) {
+        uint8_t k[20];
+        rv_timers_chunk_key(t->domain, b->time, b->sp_hi++, k);
+        rv_sdb_put(db, k, sizeof(k), INT64_MAX, b->tail[c].data, b->tail[c].len);
+        t->bytes -= b->tail[c].cap;
+        t->tail_bytes -= b->tail[c].cap;
+        free(b->tail[c].data);
+    }
+    b->ntail = 0;
+}
+
 static int by_time_desc(const void *a, const void *b, void *arg)
 {
     const rv_timers *t = arg;
@@ -431,17 +452,48 @@ void rv_timers_spill(rv_timers *t, rv_sdb *db, size_t keep)
     uint32_t *order = rv_xmalloc(t->nheap * sizeof(uint32_t));
     memcpy(order, t->heap, t->nheap * sizeof(uint32_t));
     qsort_r(order, t->nheap, sizeof(uint32_t), by_time_desc, t);
-    for (size_t i = 0; i + 1 < t->nheap && rv_timers_bytes(t) > keep; i++) {
-        bucket *b = &t->b[order[i]];
-        for (uint32_t c = 0; c < b->ntail; c++) {
-            uint8_t k[20];
-            chunk_key(t, b->time, b->sp_hi++, k);
-            rv_sdb_put(db, k, sizeof(k), INT64_MAX, b->tail[c].data, b->tail[c].len);
-            t->bytes -= b->tail[c].cap;
-            t->tail_bytes -= b->tail[c].cap;
-            free(b->tail[c].data);
-        }
-        b->ntail = 0;
+    for (size_t i = 0; i + 1 < t->nheap && rv_timers_bytes(t) > keep; i++)
+        spill_tail(t, &t->b[order[i]], db);
+    free(order);
+}
+
+void rv_timers_spill_all(rv_timers *t, rv_sdb *db)
+{
+    for (size_t i = 0; i < t->nheap; i++)
+        spill_tail(t, &t->b[t->heap[i]], db);
+}
+
+rv_err *rv_timers_each_bucket(const rv_timers *t, rv_timers_bucket_fn fn, void *arg)
+{
+    if (t->nheap == 0)
+        return NULL;
+    uint32_t *order = rv_xmalloc(t->nheap * sizeof(uint32_t));
+    memcpy(order, t->heap, t->nheap * sizeof(uint32_t));
+    qsort_r(order, t->nheap, sizeof(uint32_t), by_time_asc, (void *)t);
+    rv_err *err = NULL;
+    for (size_t i = 0; i < t->nheap && !err; i++) {
+        const bucket *b = &t->b[order[i]];
+        const uint8_t *head = b->cur.data ? b->cur.data + b->rd_off : NULL;
+        uint32_t head_len = b->cur.data ? b->cur.len - b->rd_off : 0;
+        err = fn(arg, b->time, b->count, head, head_len, b->sp_lo, b->sp_hi);
     }
     free(order);
+    return err;
+}
+
+void rv_timers_import(rv_timers *t, int64_t time, uint64_t count, const uint8_t *head, uint32_t head_len,
+                      uint64_t sp_lo, uint64_t sp_hi)
+{
+    bucket *b = bucket_of(t, time);
+    /* A new bucket (a snapshot holds each time once): reading starts with
+     * the head, then the spilled range. */
+    if (head_len) {
+        b->cur = (chunk){.data = rv_xmalloc(head_len), .len = head_len, .cap = head_len};
+        memcpy(b->cur.data, head, head_len);
+        t->bytes += head_len;
+    }
+    b->sp_lo = sp_lo;
+    b->sp_hi = sp_hi;
+    b->count += count;
+    t->count += count;
 }

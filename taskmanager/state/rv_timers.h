@@ -57,4 +57,24 @@ rv_err *rv_timers_each(const rv_timers *t, rv_sdb *db, rv_timers_fn fn, void *ar
  * stay in memory (or nothing more can go). Writes go to db's batch. */
 void rv_timers_spill(rv_timers *t, rv_sdb *db, size_t keep);
 
+/* ---- incremental checkpoints ----
+ * rv_timers_spill_all moves every in-memory tail chunk into db's batch, so
+ * a RocksDB checkpoint taken after the batch is written holds every timer
+ * but the unread rest of the chunk each bucket is reading; buckets are
+ * then described by that rest and their spilled chunk range
+ * (rv_timers_each_bucket) and rebuilt from the same two on an instance
+ * that took the database over (rv_timers_import). Elsewhere the chunks are
+ * read from the checkpoint (keys from rv_timers_chunk_key) and decoded. */
+void rv_timers_spill_all(rv_timers *t, rv_sdb *db);
+typedef rv_err *(*rv_timers_bucket_fn)(void *arg, int64_t time, uint64_t count, const uint8_t *head,
+                                       uint32_t head_len, uint64_t sp_lo, uint64_t sp_hi);
+/* Buckets in pop order; call after rv_timers_spill_all (no tail chunks). */
+rv_err *rv_timers_each_bucket(const rv_timers *t, rv_timers_bucket_fn fn, void *arg);
+void rv_timers_import(rv_timers *t, int64_t time, uint64_t count, const uint8_t *head, uint32_t head_len,
+                      uint64_t sp_lo, uint64_t sp_hi);
+/* The timers of raw chunk bytes (a head or a spilled chunk), in order. */
+rv_err *rv_timers_decode(const uint8_t *p, uint32_t len, int64_t time, rv_timers_fn fn, void *arg);
+/* The RocksDB key of spilled chunk n of (domain, time). */
+void rv_timers_chunk_key(int domain, int64_t time, uint64_t n, uint8_t out[20]);
+
 #endif

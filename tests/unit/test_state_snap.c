@@ -197,6 +197,15 @@ static rv_err *restore_from(rv_state *s, const char *path, int lo, int hi)
     return err;
 }
 
+static rv_err *restore_incremental(rv_state *s, const char *path, int lo, int hi, const char *db, bool adopted)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    rv_err *err = rv_state_restore_incremental(s, f, "snap-test", lo, hi, db, adopted);
+    fclose(f);
+    return err;
+}
+
 static void round_trip(rv_state_backend from, int64_t from_budget, rv_state_backend to, int64_t to_budget)
 {
     static model m;
@@ -255,7 +264,7 @@ Test(state_snap, incremental_rocksdb_checkpoint_round_trips_and_splits)
         rv_state *dst = open_state(RV_STATE_MEMORY, 1 << 28, part ? "dst1" : "dst0");
         err = rv_state_restore_db(dst, db, "snap-test", lo, hi);
         cr_assert_null(err, "%s", err ? rv_err_msg(err) : "");
-        err = restore_from(dst, timers, lo, hi);
+        err = restore_incremental(dst, timers, lo, hi, db, false);
         cr_assert_null(err, "%s", err ? rv_err_msg(err) : "");
         rv_state_advance_time(dst, 1500);
         maintain(dst);
@@ -265,13 +274,18 @@ Test(state_snap, incremental_rocksdb_checkpoint_round_trips_and_splits)
         rv_state_close(dst);
     }
     check_values(src, &m, 1500, 0, MAXP); /* the source is intact */
+    rv_state *nodb2 = open_state(RV_STATE_MEMORY, 1 << 28, "nodb2");
+    err = restore_from(nodb2, timers, 0, MAXP);
+    cr_assert(err && strstr(rv_err_msg(err), "without its RocksDB checkpoint"), "%s", err ? rv_err_msg(err) : "");
+    rv_err_free(err);
+    rv_state_close(nodb2);
     /* The whole range: adopted as the new instance's database. */
     rv_state *adopt = open_state(RV_STATE_ROCKSDB, 65536, "adopt");
     bool adopted = false;
     err = rv_state_adopt_db(adopt, db, &adopted);
     cr_assert_null(err, "%s", err ? rv_err_msg(err) : "");
     cr_assert(adopted);
-    err = restore_from(adopt, timers, 0, MAXP);
+    err = restore_incremental(adopt, timers, 0, MAXP, NULL, true);
     cr_assert_null(err, "%s", err ? rv_err_msg(err) : "");
     rv_state_advance_time(adopt, 1500);
     check_values(adopt, &m, 1500, 0, MAXP);
