@@ -747,8 +747,38 @@ rv_err *rv_state_checkpoint_db(rv_state *s, const char *dir)
 {
     for (int d = 0; d < 2; d++)
         rv_timers_spill_all(s->timers[d], s->db);
-    rv_err *err = write_back(s);
+    rv_err *err = rv_sdb_flush(s->db);
     return err ? err : rv_sdb_checkpoint(s->db, dir);
+}
+
+rv_err *rv_state_each_dirty(rv_state *s, rv_state_entry_fn put, rv_state_delete_fn del, void *arg)
+{
+    for (size_t id = 0; id < s->nents; id++) {
+        const entry *e = &s->ents[id];
+        if (!(e->flags & F_LIVE) || !(e->flags & F_DIRTY))
+            continue;
+        rv_err *err;
+        if ((e->flags & F_TOMB) || expired(s, e))
+            err = (e->flags & F_IN_DB) ? del(arg, e->blk, e->klen) : NULL;
+        else
+            err = put(arg, e->blk, e->klen, e->expires, e->blk + e->klen, e->vlen);
+        if (err)
+            return err;
+    }
+    return NULL;
+}
+
+void rv_state_load_delete(rv_state *s, const uint8_t *fk, uint32_t n)
+{
+    uint64_t h = full_key_hash(fk, n);
+    uint32_t id = lookup(s, fk, n, h);
+    if (id == UINT32_MAX) {
+        if (!s->db_used)
+            return; /* nothing anywhere to delete */
+        id = insert(s, fk, n, h, 0); /* a tombstone for the database's copy */
+        s->ents[id].flags |= F_IN_DB;
+    }
+    forget(s, id);
 }
 
 rv_err *rv_state_each_timer_bucket(rv_state *s, int d, rv_timers_bucket_fn fn, void *arg)
@@ -820,6 +850,10 @@ void rv_state_load_entry(rv_state *s, const uint8_t *fk, uint32_t n, int64_t exp
         id = insert(s, fk, n, h, 0);
     entry *e = &s->ents[id];
     e->flags = (uint8_t)((e->flags & ~F_TOMB) | F_DIRTY);
+    /* RocksDB may hold an older version (an adopted checkpoint's): a later
+     * delete must reach it. */
+    if (s->db_used)
+        e->flags |= F_IN_DB;
     e->expires = expiry;
     s->any_expiry |= expiry != RV_STATE_NO_EXPIRY;
     e->vlen = 0;

@@ -19,9 +19,16 @@ bool rv_state_full_key_ok(const uint8_t *fk, uint32_t n);
 /* Adds an entry by its full key (dirty: it reaches RocksDB when evicted);
  * the key must pass rv_state_full_key_ok. */
 void rv_state_load_entry(rv_state *s, const uint8_t *fk, uint32_t n, int64_t expiry, const uint8_t *v, uint32_t vlen);
-/* With RocksDB open: moves the timers' chunks to RocksDB, writes dirty
- * entries back and checkpoints the database into dir (rv_sdb_checkpoint). */
+/* With RocksDB open: moves the timers' chunks to RocksDB and checkpoints
+ * the database into dir (rv_sdb_checkpoint). Dirty cache entries are not
+ * in it: rv_state_each_dirty lists them. */
 rv_err *rv_state_checkpoint_db(rv_state *s, const char *dir);
+/* Every dirty cache entry: put (live) or del (deleted or expired, and
+ * RocksDB may hold an older version). */
+typedef rv_err *(*rv_state_delete_fn)(void *arg, const uint8_t *fk, uint32_t n);
+rv_err *rv_state_each_dirty(rv_state *s, rv_state_entry_fn put, rv_state_delete_fn del, void *arg);
+/* Deletes an entry by its full key (a tombstone when RocksDB may hold it). */
+void rv_state_load_delete(rv_state *s, const uint8_t *fk, uint32_t n);
 /* The timer buckets of domain d (after rv_state_checkpoint_db) and, on an
  * instance that adopted that checkpoint, one bucket back. */
 rv_err *rv_state_each_timer_bucket(rv_state *s, int d, rv_timers_bucket_fn fn, void *arg);

@@ -7,6 +7,8 @@
  *                                   (one per entry; full keys as in rv_state.h)
  *   'T' u8 domain, i64 time, u16 key group, u32 key length, u64 key hash,
  *       i64 namespace, key          (one per timer, in firing order)
+ *   'D' u32 key length, full key    (incremental snapshots: an entry the
+ *                                    RocksDB checkpoint holds was deleted)
  *   'B' u8 domain, i64 time, u64 timers, u64 first and u64 end spilled
  *       chunk, u32 head length, head
  *                                   (incremental snapshots: one per timer
@@ -116,6 +118,16 @@ static rv_err *write_timer(void *arg, int64_t time, uint16_t kg, const uint8_t *
     return NULL;
 }
 
+static rv_err *write_delete(void *arg, const uint8_t *fk, uint32_t n)
+{
+    writer *w = arg;
+    put_u8(w, 'D');
+    put_u32(w, n);
+    put(w, fk, n);
+    w->entries++;
+    return NULL;
+}
+
 static rv_err *write_bucket(void *arg, int64_t time, uint64_t count, const uint8_t *head, uint32_t head_len,
                            uint64_t sp_lo, uint64_t sp_hi)
 {
@@ -134,13 +146,15 @@ static rv_err *write_bucket(void *arg, int64_t time, uint64_t count, const uint8
 }
 
 /* The stream: every entry and every timer, or (incremental, after
- * rv_state_checkpoint_db) only the timer buckets. */
+ * rv_state_checkpoint_db) the dirty entries — what the RocksDB checkpoint
+ * lacks or holds in an older version — and the timer buckets. */
 static rv_err *write_stream(rv_state *s, FILE *out, const char *what, uint64_t *bytes, bool incremental)
 {
     writer w = {.f = out, .h = XXH3_createState(), .buf = rv_xmalloc(CHUNK)};
     XXH3_64bits_reset(w.h);
     put(&w, MAGIC, 8);
-    rv_err *err = incremental ? NULL : rv_state_each_entry(s, write_entry, &w);
+    rv_err *err = incremental ? rv_state_each_dirty(s, write_entry, write_delete, &w)
+                              : rv_state_each_entry(s, write_entry, &w);
     for (int d = 0; d < 2 && !err; d++) {
         timer_writer tw = {&w, d};
         err = incremental ? rv_state_each_timer_bucket(s, d, write_bucket, &tw)
@@ -388,6 +402,25 @@ static rv_err *restore_stream(rv_state *s, FILE *in, const char *what, int kg_fi
                 rv_timer_register(s, (rv_timer_domain)d, &k, ns, time);
             }
             timers++;
+        } else if (tag == 'D') {
+            uint32_t n;
+            if ((err = get(&r, &n, 4)))
+                break;
+            if (n < 3 || n > MAX_KEY) {
+                err = rv_err_new(RV_ERR_CORRUPT, "%s: the state snapshot has a deletion of impossible size", what);
+                break;
+            }
+            rv_xgrow((void **)&r.buf, &r.cap, (size_t)n + 1, 1);
+            if ((err = get(&r, r.buf, n)))
+                break;
+            if (!rv_state_full_key_ok(r.buf, n)) {
+                err = rv_err_new(RV_ERR_CORRUPT, "%s: the state snapshot has a malformed key", what);
+                break;
+            }
+            int kg = (r.buf[0] << 8) | r.buf[1];
+            if (kg >= kg_first && kg < kg_end)
+                rv_state_load_delete(s, r.buf, n);
+            entries++;
         } else if (tag == 'B') {
             uint8_t d;
             int64_t time;

@@ -291,6 +291,20 @@ Test(state_snap, incremental_rocksdb_checkpoint_round_trips_and_splits)
     check_values(adopt, &m, 1500, 0, MAXP);
     for (int d = 0; d < 2; d++)
         check_timers(adopt, &m, d, 0, MAXP);
+    /* Deleting what the snapshot's stream restored over the adopted
+     * database's older versions: they must not come back after eviction. */
+    for (int i = 0; i < NKEYS; i++) {
+        rv_skey k = sk(i);
+        for (int ns = 0; ns < NNS; ns++)
+            if (i % 2 == 0) {
+                rv_value_delete(adopt, 0, &k, ns);
+                m.value[i][ns][0] = 0;
+            }
+        if (i % 50 == 0)
+            maintain(adopt);
+    }
+    maintain(adopt);
+    check_values(adopt, &m, 1500, 0, MAXP);
     rv_state_close(adopt);
     rv_state_close(src);
     free(db);
@@ -370,6 +384,59 @@ Test(state_snap, truncated_or_corrupted_streams_are_rejected)
     free(bad);
     free(data);
     free(path);
+}
+
+/* An entry the incremental stream restores over an older version in an
+ * adopted database, then deleted, stays deleted after eviction. */
+Test(state_snap, deleting_a_restored_entry_hides_the_adopted_databases_older_version)
+{
+    rv_state *src = open_state(RV_STATE_ROCKSDB, 65536, "src");
+    char v[100];
+    for (int i = 0; i < NKEYS; i++)
+        for (int ns = 0; ns < NNS; ns++) {
+            rv_skey k = sk(i);
+            memset(v, 'a' + ns, sizeof(v));
+            rv_value_put(src, 0, &k, ns, v, sizeof(v));
+            maintain(src); /* most entries go to RocksDB */
+        }
+    for (int i = 0; i < 50; i++) { /* newer versions, still dirty in the cache */
+        rv_skey k = sk(i);
+        rv_value_put(src, 0, &k, 0, "new", 3);
+    }
+    char *db = rv_xasprintf("%s/chkdb", dir), *stream = rv_xasprintf("%s/stream", dir);
+    FILE *f = fopen(stream, "wb");
+    bool done = false;
+    uint64_t bytes = 0;
+    rv_err *err = rv_state_snapshot_incremental(src, db, f, "snap-test", &bytes, &done);
+    cr_assert_null(err, "%s", err ? rv_err_msg(err) : "");
+    cr_assert(done);
+    fclose(f);
+    rv_state_close(src);
+    rv_state *dst = open_state(RV_STATE_ROCKSDB, 65536, "dst");
+    cr_assert_null(rv_state_adopt_db(dst, db, &done));
+    cr_assert(done);
+    cr_assert_null(restore_incremental(dst, stream, 0, MAXP, NULL, true));
+    for (int i = 0; i < 50; i++) {
+        rv_skey k = sk(i);
+        uint32_t len = 0;
+        const uint8_t *got = rv_value_get(dst, 0, &k, 0, &len);
+        cr_assert(got && len == 3 && memcmp(got, "new", 3) == 0, "key %d: the stream's version", i);
+        rv_value_delete(dst, 0, &k, 0);
+    }
+    for (int i = 0; i < NKEYS; i++) { /* churn: evicts the deletions */
+        rv_skey k = sk(i);
+        uint32_t len = 0;
+        rv_value_get(dst, 0, &k, 1, &len);
+        maintain(dst);
+    }
+    for (int i = 0; i < 50; i++) {
+        rv_skey k = sk(i);
+        uint32_t len = 0;
+        cr_assert_null(rv_value_get(dst, 0, &k, 0, &len), "key %d: deleted, the older version must not come back", i);
+    }
+    rv_state_close(dst);
+    free(db);
+    free(stream);
 }
 
 /* Restoring state larger than the budget spills as it goes. */
