@@ -68,6 +68,7 @@ struct rv_state {
     size_t mask;
     size_t bytes; /* entries, counted as in the header comment */
     size_t hand, sweep;
+    size_t clean; /* write-back cursor (trickle_write_back) */
     uint8_t *kbuf; /* scratch full key */
     size_t kcap;
     uint64_t *pf_hash; /* prefetch scratch */
@@ -690,6 +691,33 @@ static rv_err *evict(rv_state *s)
     return rv_sdb_flush(s->db);
 }
 
+/* Once RocksDB is in use and nothing needs evicting, a few dirty entries
+ * are written back per call, round the table: incremental checkpoints
+ * carry every dirty entry in their stream, and entries that stay dirty
+ * without changing would otherwise go into every checkpoint. */
+#define TRICKLE_SCAN 256u
+static rv_err *trickle_write_back(rv_state *s)
+{
+    bool any = false;
+    for (size_t n = 0; n < TRICKLE_SCAN && s->nents; n++) {
+        if (s->clean >= s->nents)
+            s->clean = 0;
+        uint32_t id = (uint32_t)s->clean++;
+        entry *e = &s->ents[id];
+        if (!(e->flags & F_LIVE) || !(e->flags & F_DIRTY))
+            continue;
+        if ((e->flags & F_TOMB) || expired(s, e)) {
+            rv_sdb_delete(s->db, e->blk, e->klen);
+            drop(s, id);
+        } else {
+            rv_sdb_put(s->db, e->blk, e->klen, e->expires, e->blk + e->klen, e->vlen);
+            e->flags = (uint8_t)((e->flags & ~F_DIRTY) | F_IN_DB);
+        }
+        any = true;
+    }
+    return any ? rv_sdb_flush(s->db) : NULL;
+}
+
 rv_err *rv_state_maintain(rv_state *s)
 {
     if (s->err) {
@@ -698,8 +726,11 @@ rv_err *rv_state_maintain(rv_state *s)
         return rv_err_wrap(err, "%s", s->what);
     }
     sweep_expired(s);
-    if (total_bytes(s) <= (size_t)s->conf.memory_budget)
-        return NULL;
+    if (total_bytes(s) <= (size_t)s->conf.memory_budget) {
+        /* Under eviction pressure evict() writes cold entries back anyway. */
+        rv_err *err = s->db ? trickle_write_back(s) : NULL;
+        return err ? rv_err_wrap(err, "%s", s->what) : NULL;
+    }
     if (s->conf.backend == RV_STATE_MEMORY) {
         if (!s->warned)
             RV_LOG_WARN("state", "%s: state is over memory_budget (%" PRId64
