@@ -30,6 +30,8 @@ const size_t rv_tm_config_nkeys = sizeof(rv_tm_config_keys) / sizeof(rv_tm_confi
 
 typedef struct done_job {
     char *id;
+    Rivulet__JobOnTmDone__State state;
+    char *error;
     struct done_job *next;
 } done_job;
 
@@ -40,6 +42,8 @@ struct rv_tm_client {
     rv_tm *tm;
     rv_ctl *ctl;       /* registration (and fallback) connection */
     rv_ctl *session;   /* the one-to-one session after registering; under send_mu */
+    rv_ctl *stale_session; /* a session the coordinator dropped, for the heartbeat thread to close; under send_mu */
+    bool resend_done;  /* registered anew: report the unreleased ended jobs again; under mu */
     char *session_url; /* the session the latest acknowledgement names; under mu */
     unsigned session_gen; /* bumped when a session is replaced; under mu */
     pthread_mutex_t send_mu; /* held while sending; guards ctl_closed and session */
@@ -177,6 +181,10 @@ static void on_job_done(void *arg, const char *job_id, rv_task_state state, cons
     free_metrics(&acc);
     done_job *dj = rv_xcalloc(1, sizeof(*dj));
     dj->id = rv_xstrdup(job_id);
+    dj->state = state == RV_TASK_FINISHED ? RIVULET__JOB_ON_TM_DONE__STATE__FINISHED
+                : state == RV_TASK_FAILED ? RIVULET__JOB_ON_TM_DONE__STATE__FAILED
+                                          : RIVULET__JOB_ON_TM_DONE__STATE__CANCELED;
+    dj->error = error ? rv_xstrdup(error) : NULL;
     pthread_mutex_lock(&c->mu);
     dj->next = c->done;
     c->done = dj;
@@ -196,6 +204,7 @@ static void release(rv_tm_client *c, const char *job_id)
     pthread_mutex_unlock(&c->mu);
     if (dj) {
         free(dj->id);
+        free(dj->error);
         free(dj);
     }
     rv_tm_release(c->tm, job_id);
@@ -273,6 +282,8 @@ static void on_msg(void *arg, rv_envelope *env, uint32_t pipe)
                 rv_proto_free(env);
                 return;
             }
+        if (!c->registered)
+            c->resend_done = true;
         c->registered = true;
         c->lost = false;
         c->hb_interval_ms = env->register_ack->heartbeat_interval_ms;
@@ -328,6 +339,17 @@ static void on_msg(void *arg, rv_envelope *env, uint32_t pipe)
  * again. Under nothing. */
 static void coordinator_lost(rv_tm_client *c, uint32_t pipe)
 {
+    /* Nothing more goes to the old session: until the next one, messages
+     * (job ends) go over the registration connection. */
+    pthread_mutex_lock(&c->send_mu);
+    if (c->session) {
+        rv_ctl *old = c->stale_session;
+        c->stale_session = c->session;
+        c->session = NULL;
+        if (old)
+            RV_LOG_DEBUG(c->name, "two dropped sessions at once");
+    }
+    pthread_mutex_unlock(&c->send_mu);
     pthread_mutex_lock(&c->mu);
     bool was = c->registered, stopping = c->stopping;
     free(c->session_url); /* the heartbeat thread closes the session */
@@ -389,6 +411,18 @@ static char *session_dial_url(const char *coordinator, const char *session)
  * names (closing the previous one). */
 static void update_session(rv_tm_client *c, session_ref **ref)
 {
+    pthread_mutex_lock(&c->send_mu);
+    rv_ctl *stale = c->stale_session;
+    c->stale_session = NULL;
+    pthread_mutex_unlock(&c->send_mu);
+    if (stale) {
+        pthread_mutex_lock(&c->mu);
+        c->session_gen++; /* its pipe events are stale */
+        pthread_mutex_unlock(&c->mu);
+        rv_ctl_close(stale);
+        free(*ref);
+        *ref = NULL;
+    }
     pthread_mutex_lock(&c->mu);
     char *want = c->session_url && c->session_url[0] ? rv_xstrdup(c->session_url) : NULL;
     pthread_mutex_unlock(&c->mu);
@@ -465,6 +499,28 @@ static void send_heartbeat(rv_tm_client *c)
     free_metrics(&acc);
 }
 
+/* Registered anew: the coordinator may have missed the ends of jobs that
+ * ran here (the reports went to a connection that was gone). Reported
+ * again, they are released (or completed, if it still waits for them). */
+static void resend_job_ends(rv_tm_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    size_t n = 0;
+    for (done_job *dj = c->done; dj; dj = dj->next)
+        n++;
+    done_job *copy = rv_xcalloc(n + 1, sizeof(*copy));
+    size_t k = 0;
+    for (done_job *dj = c->done; dj; dj = dj->next, k++)
+        copy[k] = (done_job){rv_xstrdup(dj->id), dj->state, dj->error ? rv_xstrdup(dj->error) : NULL, NULL};
+    pthread_mutex_unlock(&c->mu);
+    for (k = 0; k < n; k++) {
+        send_job_done(c, copy[k].id, copy[k].state, copy[k].error, NULL);
+        free(copy[k].id);
+        free(copy[k].error);
+    }
+    free(copy);
+}
+
 static void *heartbeat_main(void *arg)
 {
     rv_tm_client *c = arg;
@@ -480,12 +536,17 @@ static void *heartbeat_main(void *arg)
             orphans = c->done;
             c->done = NULL;
         }
+        bool resend = registered && c->resend_done;
+        c->resend_done = false;
         pthread_mutex_unlock(&c->mu);
         update_session(c, &ref);
+        if (resend)
+            resend_job_ends(c);
         for (done_job *dj = orphans; dj;) {
             done_job *next = dj->next;
             rv_tm_release(c->tm, dj->id);
             free(dj->id);
+            free(dj->error);
             free(dj);
             dj = next;
         }
@@ -587,6 +648,7 @@ void rv_tm_client_stop(rv_tm_client *c)
         done_job *dj = c->done;
         c->done = dj->next;
         free(dj->id);
+        free(dj->error);
         free(dj);
     }
     pthread_cond_destroy(&c->cv);

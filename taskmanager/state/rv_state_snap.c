@@ -66,6 +66,8 @@ static void flush_chunk(writer *w)
 
 static void put(writer *w, const void *p, size_t n)
 {
+    if (!n)
+        return;
     w->bytes += n;
     if (n > CHUNK - w->len) {
         flush_chunk(w);
