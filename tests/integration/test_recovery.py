@@ -146,12 +146,19 @@ def test_sigkilled_task_managers_exactly_once_output_equals_reference(wd):
 
 
 def test_sigkilled_task_managers_at_least_once_loses_nothing(wd):
+    """Without alignment a window may fire again after a recovery with the
+    records replayed into it (a second, partial row): every record must be
+    counted in some row of its window."""
     out, want = run_chaos(wd, "at_least_once", kills=2)
-    got = window_rows(out)
+    got = collections.defaultdict(lambda: [0, 0])
+    for r in read_part_files(out):
+        g = got[(r["k"], r["window_start"])]
+        g[0] += r["n"]
+        g[1] += r["total"]
     missing = sorted(set(want) - set(got))[:5]
     check(not missing, f"windows lost: {missing}")
     for key, (n, total) in want.items():
-        check(got[key]["n"] >= n and got[key]["total"] >= total, f"window {key}: {got[key]} has less than ({n}, {total})")
+        check(got[key][0] >= n and got[key][1] >= total, f"window {key}: rows sum to {got[key]}, less than ({n}, {total})")
 
 
 FILE_JOB = """
