@@ -364,6 +364,15 @@ static int by_time_asc(const void *a, const void *b, void *arg)
 /* The records of one chunk from offset `from`. */
 static rv_err *each_record(const uint8_t *p, uint32_t len, uint32_t from, int64_t time, rv_timers_fn fn, void *arg);
 
+/* The buckets in pop order (a new array the caller frees). */
+static uint32_t *buckets_by_time(const rv_timers *t)
+{
+    uint32_t *order = rv_xmalloc(t->nheap * sizeof(uint32_t));
+    memcpy(order, t->heap, t->nheap * sizeof(uint32_t));
+    qsort_r(order, t->nheap, sizeof(uint32_t), by_time_asc, (void *)t);
+    return order;
+}
+
 rv_err *rv_timers_decode(const uint8_t *p, uint32_t len, int64_t time, rv_timers_fn fn, void *arg)
 {
     return each_record(p, len, 0, time, fn, arg);
@@ -394,9 +403,7 @@ rv_err *rv_timers_each(const rv_timers *t, rv_sdb *db, rv_timers_fn fn, void *ar
 {
     if (t->nheap == 0)
         return NULL;
-    uint32_t *order = rv_xmalloc(t->nheap * sizeof(uint32_t));
-    memcpy(order, t->heap, t->nheap * sizeof(uint32_t));
-    qsort_r(order, t->nheap, sizeof(uint32_t), by_time_asc, (void *)t);
+    uint32_t *order = buckets_by_time(t);
     rv_err *err = NULL;
     for (size_t i = 0; i < t->nheap && !err; i++) {
         const bucket *b = &t->b[order[i]];
@@ -467,9 +474,7 @@ rv_err *rv_timers_each_bucket(const rv_timers *t, rv_timers_bucket_fn fn, void *
 {
     if (t->nheap == 0)
         return NULL;
-    uint32_t *order = rv_xmalloc(t->nheap * sizeof(uint32_t));
-    memcpy(order, t->heap, t->nheap * sizeof(uint32_t));
-    qsort_r(order, t->nheap, sizeof(uint32_t), by_time_asc, (void *)t);
+    uint32_t *order = buckets_by_time(t);
     rv_err *err = NULL;
     for (size_t i = 0; i < t->nheap && !err; i++) {
         const bucket *b = &t->b[order[i]];
