@@ -1,7 +1,7 @@
 /* rv_coord_int: the coordinator's internal structures, shared by its event
- * loop (rv_coordinator.c) and its checkpoint coordination
- * (rv_coord_chk.c). Everything here belongs to the loop thread unless a
- * comment says otherwise. */
+ * loop (rv_coordinator.c), its answers to CLI requests (rv_coord_client.c)
+ * and its checkpoint coordination (rv_coord_chk.c). Everything here
+ * belongs to the loop thread unless a comment says otherwise. */
 #ifndef RV_COORD_INT_H
 #define RV_COORD_INT_H
 
@@ -126,8 +126,14 @@ struct rv_coord {
 
 
 /* rv_coordinator.c */
+job *rv_coord_find_job(rv_coord *c, const char *id);
+/* Plans a submitted job (from_savepoint may be NULL) and adds it CREATED. */
+rv_err *rv_coord_create_job(rv_coord *c, const char *file, const char *yaml, size_t len, int parallelism,
+                            const char *from_savepoint, bool allow_non_restored, job **out);
+rv_err *rv_coord_cancel_job(rv_coord *c, const char *id);
+/* Deploys waiting jobs (oldest first) that have their slots now. */
+void rv_coord_schedule(rv_coord *c);
 void rv_coord_send(rv_coord *c, int tm, rv_envelope *env);
-void rv_coord_reply(rv_coord *c, uint32_t pipe, uint64_t request_id, Rivulet__Reply *r);
 /* Sends a job message of the current attempt to every part on a live task manager. */
 void rv_coord_send_parts(rv_coord *c, job *j, rv_envelope *env);
 /* Stops the job's parts (cancel); the job ends when they have. */
@@ -135,6 +141,12 @@ void rv_coord_stop_parts(rv_coord *c, job *j);
 /* Writes the job's record to the state directory (if the coordinator has one). */
 void rv_coord_persist(rv_coord *c, job *j);
 int rv_coord_subtask_index(const rv_job_graph *g, int task, int subtask);
+
+/* ---- rv_coord_client.c ---- */
+/* Answers a CLI request (submit, list, get, cancel, savepoint) from pipe. */
+void rv_coord_handle_client(rv_coord *c, const rv_envelope *env, uint32_t pipe);
+/* Sends r as the reply to request request_id on pipe. */
+void rv_coord_reply(rv_coord *c, uint32_t pipe, uint64_t request_id, Rivulet__Reply *r);
 
 /* ---- rv_coord_chk.c ---- */
 /* Whether the job takes checkpoints. */

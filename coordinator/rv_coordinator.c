@@ -152,7 +152,7 @@ static rv_err *open_session(rv_coord *c, int tm)
 
 /* ---- helpers (loop thread) ---- */
 
-static job *find_job(rv_coord *c, const char *id)
+job *rv_coord_find_job(rv_coord *c, const char *id)
 {
     for (job *j = c->jobs; j; j = j->next)
         if (strcmp(j->id, id) == 0)
@@ -285,7 +285,6 @@ static void send_job_msg(rv_coord *c, int tm, const char *job_id, uint32_t attem
     }
 }
 
-static void try_schedule_all(rv_coord *c);
 
 void rv_coord_send_parts(rv_coord *c, job *j, rv_envelope *env)
 {
@@ -341,7 +340,7 @@ static void schedule_restart(rv_coord *c, job *j)
     j->wait_deadline_ms = j->restart_at_ms + c->cfg.slot_wait_timeout_ms;
     RV_LOG_INFO(TAG, "job %s (%s): restart %d of %d in %lld ms", j->id, j->name, j->restarts,
                 j->g->spec->restart.attempts, (long long)delay);
-    try_schedule_all(c);
+    rv_coord_schedule(c);
 }
 
 /* Every part reported: final state, release the task managers' slots. */
@@ -361,7 +360,7 @@ static void finish_job(rv_coord *c, job *j)
     else if (j->part_canceled && !j->stopped)
         s = RV_JOB_CANCELED;
     set_state(c, j, s, NULL);
-    try_schedule_all(c);
+    rv_coord_schedule(c);
 }
 
 static void part_done(rv_coord *c, job *j, int p)
@@ -551,7 +550,7 @@ static bool deploy(rv_coord *c, job *j)
     return true;
 }
 
-static void try_schedule_all(rv_coord *c)
+void rv_coord_schedule(rv_coord *c)
 {
     /* Oldest first: jobs are pushed at the head, so walk to the end. */
     int n = 0;
@@ -658,7 +657,7 @@ static void add_job(rv_coord *c, job *j)
     pthread_mutex_unlock(&c->mu);
 }
 
-static rv_err *create_job(rv_coord *c, const char *file, const char *yaml, size_t len, int parallelism,
+rv_err *rv_coord_create_job(rv_coord *c, const char *file, const char *yaml, size_t len, int parallelism,
                           const char *from_savepoint, bool allow_non_restored, job **out)
 {
     if (c->stopping)
@@ -686,9 +685,9 @@ static rv_err *create_job(rv_coord *c, const char *file, const char *yaml, size_
     return NULL;
 }
 
-static rv_err *cancel_job(rv_coord *c, const char *id)
+rv_err *rv_coord_cancel_job(rv_coord *c, const char *id)
 {
-    job *j = find_job(c, id);
+    job *j = rv_coord_find_job(c, id);
     if (!j)
         return rv_err_new(RV_ERR_NOT_FOUND, "no job with id %s", id);
     if (rv_job_state_final(j->state))
@@ -789,137 +788,7 @@ static void handle_register(rv_coord *c, const Rivulet__RegisterTm *r, uint32_t 
         RV_LOG_WARN(TAG, "to task manager %s: %s", r->name, rv_err_msg(err));
         rv_err_free(err);
     }
-    try_schedule_all(c);
-}
-
-static void fill_job_info(rv_coord *c, job *j, Rivulet__JobInfo *info, bool details)
-{
-    rivulet__job_info__init(info);
-    info->job_id = j->id;
-    info->name = j->name;
-    info->state = (char *)rv_job_state_name(j->state);
-    info->start_time_ms = j->start_ms ? j->start_ms : j->submit_ms;
-    info->end_time_ms = j->end_ms;
-    info->error = j->error ? j->error : "";
-    info->restarts = (uint32_t)j->restarts;
-    info->last_failure = j->last_failure ? j->last_failure : "";
-    info->last_checkpoint = j->chk.last_id;
-    info->last_checkpoint_ms = j->chk.last_ms;
-    if (!details)
-        return;
-    info->n_subtasks = (size_t)j->nsubtasks;
-    info->subtasks = rv_xcalloc((size_t)j->nsubtasks, sizeof(Rivulet__SubtaskInfo *));
-    int k = 0;
-    for (int t = 0; t < j->g->ntasks; t++) {
-        char chain[512] = "";
-        for (int n = 0; n < j->g->tasks[t].nnodes; n++)
-            snprintf(chain + strlen(chain), sizeof(chain) - strlen(chain), "%s%s", n ? " -> " : "",
-                     j->g->spec->nodes[j->g->tasks[t].nodes[n]].id);
-        for (int i = 0; i < j->g->tasks[t].parallelism; i++, k++) {
-            Rivulet__SubtaskInfo *s = rv_xcalloc(1, sizeof(*s));
-            rivulet__subtask_info__init(s);
-            s->task = (uint32_t)t;
-            s->subtask = (uint32_t)i;
-            s->chain = rv_xstrdup(chain);
-            s->tm = rv_xstrdup(j->slot_tm ? c->tms[j->slot_tm[i]].name : "");
-            s->records_in = j->metrics[k].records_in;
-            s->records_out = j->metrics[k].records_out;
-            s->watermark = j->metrics[k].watermark;
-            info->subtasks[k] = s;
-        }
-    }
-}
-
-static void free_job_info(Rivulet__JobInfo *info)
-{
-    for (size_t k = 0; k < info->n_subtasks; k++) {
-        free(info->subtasks[k]->chain);
-        free(info->subtasks[k]->tm);
-        free(info->subtasks[k]);
-    }
-    free(info->subtasks);
-}
-
-void rv_coord_reply(rv_coord *c, uint32_t pipe, uint64_t request_id, Rivulet__Reply *r)
-{
-    rv_envelope env;
-    rv_proto_init(&env);
-    env.request_id = request_id;
-    env.body_case = RIVULET__ENVELOPE__BODY_REPLY;
-    env.reply = r;
-    rv_err *err = rv_ctl_send(c->ctl, pipe, &env);
-    if (err) {
-        RV_LOG_WARN(TAG, "replying to a client: %s", rv_err_msg(err));
-        rv_err_free(err);
-    }
-}
-
-static void handle_client(rv_coord *c, const rv_envelope *env, uint32_t pipe)
-{
-    Rivulet__Reply r = RIVULET__REPLY__INIT;
-    rv_err *err = NULL;
-    Rivulet__JobInfo *infos = NULL;
-    Rivulet__JobInfo **ptrs = NULL;
-    switch (env->body_case) {
-    case RIVULET__ENVELOPE__BODY_SUBMIT_JOB: {
-        const Rivulet__SubmitJob *s = env->submit_job;
-        job *j = NULL;
-        /* `--set` overrides are applied by the CLI before sending. */
-        err = create_job(c, s->job_file, s->job_yaml, strlen(s->job_yaml), (int)s->parallelism, s->from_savepoint,
-                         s->allow_non_restored_state, &j);
-        if (!err) {
-            r.job_id = j->id;
-            try_schedule_all(c);
-        }
-        break;
-    }
-    case RIVULET__ENVELOPE__BODY_LIST_JOBS:
-    case RIVULET__ENVELOPE__BODY_GET_JOB: {
-        bool get = env->body_case == RIVULET__ENVELOPE__BODY_GET_JOB;
-        int n = 0;
-        for (job *j = c->jobs; j; j = j->next)
-            n++;
-        infos = rv_xcalloc((size_t)n + 1, sizeof(*infos));
-        ptrs = rv_xcalloc((size_t)n + 1, sizeof(*ptrs));
-        int k = 0;
-        for (job *j = c->jobs; j; j = j->next) {
-            if (get ? strcmp(j->id, env->get_job->job_id) != 0 : (!env->list_jobs->all && rv_job_state_final(j->state)))
-                continue;
-            fill_job_info(c, j, &infos[k], get);
-            ptrs[k] = &infos[k];
-            k++;
-        }
-        if (get && k == 0)
-            err = rv_err_new(RV_ERR_NOT_FOUND, "no job with id %s", env->get_job->job_id);
-        r.n_jobs = (size_t)k;
-        r.jobs = ptrs;
-        break;
-    }
-    case RIVULET__ENVELOPE__BODY_CANCEL_REQUEST:
-        err = cancel_job(c, env->cancel_request->job_id);
-        break;
-    case RIVULET__ENVELOPE__BODY_SAVEPOINT_REQUEST: {
-        job *j = find_job(c, env->savepoint_request->job_id);
-        if (!j)
-            err = rv_err_new(RV_ERR_NOT_FOUND, "no job with id %s", env->savepoint_request->job_id);
-        else if (!(err = rv_coord_chk_savepoint(c, j, env->savepoint_request, pipe, env->request_id)))
-            return; /* answered when the savepoint completes or fails */
-        break;
-    }
-    default:
-        err = rv_err_new(RV_ERR_INVALID, "unexpected %s from a client", rv_proto_body_name(env));
-        break;
-    }
-    r.ok = err == NULL;
-    r.error = err ? (char *)rv_err_msg(err) : "";
-    rv_coord_reply(c, pipe, env->request_id, &r);
-    rv_err_free(err);
-    if (infos) {
-        for (size_t k = 0; k < r.n_jobs; k++)
-            free_job_info(&infos[k]);
-        free(infos);
-        free(ptrs);
-    }
+    rv_coord_schedule(c);
 }
 
 /* A message from the main socket's connection `pipe`, or (session >= 0)
@@ -939,7 +808,7 @@ static void handle_net(rv_coord *c, rv_envelope *env, uint32_t pipe, int session
         }
         c->tms[tm].last_hb_ms = rv_now_ms();
         for (size_t i = 0; i < env->heartbeat->n_metrics; i++) {
-            job *j = find_job(c, env->heartbeat->metrics[i]->job_id);
+            job *j = rv_coord_find_job(c, env->heartbeat->metrics[i]->job_id);
             int p = j && env->heartbeat->metrics[i]->attempt == j->attempt ? part_of(j, tm) : -1;
             /* A heartbeat sent before the final report must not undo it. */
             if (p >= 0 && !j->parts[p].done)
@@ -952,7 +821,7 @@ static void handle_net(rv_coord *c, rv_envelope *env, uint32_t pipe, int session
             break;
         }
         const Rivulet__JobOnTmDone *d = env->job_done;
-        job *j = find_job(c, d->job_id);
+        job *j = rv_coord_find_job(c, d->job_id);
         int p = j && d->attempt == j->attempt ? part_of(j, tm) : -1;
         if (p < 0 || j->parts[p].done) {
             /* A job this task manager ran under an earlier connection, an
@@ -972,7 +841,7 @@ static void handle_net(rv_coord *c, rv_envelope *env, uint32_t pipe, int session
         break;
     }
     case RIVULET__ENVELOPE__BODY_CHECKPOINT_ACK: {
-        job *j = tm >= 0 ? find_job(c, env->checkpoint_ack->job_id) : NULL;
+        job *j = tm >= 0 ? rv_coord_find_job(c, env->checkpoint_ack->job_id) : NULL;
         if (j)
             rv_coord_chk_ack(c, j, env->checkpoint_ack);
         break;
@@ -981,7 +850,7 @@ static void handle_net(rv_coord *c, rv_envelope *env, uint32_t pipe, int session
     case RIVULET__ENVELOPE__BODY_LIST_JOBS:
     case RIVULET__ENVELOPE__BODY_GET_JOB:
     case RIVULET__ENVELOPE__BODY_CANCEL_REQUEST:
-    case RIVULET__ENVELOPE__BODY_SAVEPOINT_REQUEST: handle_client(c, env, pipe); break;
+    case RIVULET__ENVELOPE__BODY_SAVEPOINT_REQUEST: rv_coord_handle_client(c, env, pipe); break;
     default:
         RV_LOG_WARN(TAG, "unexpected %s on connection %u; dropping it", rv_proto_body_name(env), (unsigned)pipe);
         if (session >= 0)
@@ -1007,7 +876,7 @@ static void check_timers(rv_coord *c)
         rv_coord_chk_tick(c, j, now);
     for (job *j = c->jobs; j; j = j->next)
         if (j->state == RV_JOB_CREATED || (j->state == RV_JOB_RESTARTING && j->nparts == 0 && wall >= j->restart_at_ms)) {
-            try_schedule_all(c);
+            rv_coord_schedule(c);
             break;
         }
 }
@@ -1056,16 +925,16 @@ static void *loop(void *arg)
         }
         case MSG_SUBMIT: {
             job *j = NULL;
-            m->err = create_job(c, m->file, m->yaml, m->len, m->parallelism, NULL, false, &j);
+            m->err = rv_coord_create_job(c, m->file, m->yaml, m->len, m->parallelism, NULL, false, &j);
             if (!m->err) {
                 m->reply_id = rv_xstrdup(j->id);
-                try_schedule_all(c);
+                rv_coord_schedule(c);
             }
             reply_done(c, m);
             break;
         }
         case MSG_CANCEL:
-            m->err = cancel_job(c, m->job_id);
+            m->err = rv_coord_cancel_job(c, m->job_id);
             reply_done(c, m);
             break;
         case MSG_SHUTDOWN:
@@ -1180,7 +1049,7 @@ rv_job_state rv_coord_wait(rv_coord *c, const char *job_id, int64_t timeout_ms, 
     pthread_mutex_lock(&c->mu);
     rv_job_state s = RV_JOB_FAILED;
     for (;;) {
-        job *j = find_job(c, job_id);
+        job *j = rv_coord_find_job(c, job_id);
         if (!j)
             break;
         s = j->state;
@@ -1202,7 +1071,7 @@ bool rv_coord_job_metrics(rv_coord *c, const char *job_id, rv_subtask_metrics *m
 {
     memset(m, 0, sizeof(*m));
     pthread_mutex_lock(&c->mu);
-    job *j = find_job(c, job_id);
+    job *j = rv_coord_find_job(c, job_id);
     if (j) {
         int k = 0;
         for (int t = 0; t < j->g->ntasks; t++) {

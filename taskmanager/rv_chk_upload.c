@@ -46,6 +46,24 @@ struct rv_chk_uploader {
     bool stopping;
 };
 
+void rv_chk_blobs_free(rv_chk_blob *blobs, size_t n, const char *tag)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (blobs[i].db_dir) {
+            rv_err *err = rv_file_remove_tree(blobs[i].db_dir);
+            if (err) {
+                RV_LOG_WARN(tag, "%s", rv_err_msg(err));
+                rv_err_free(err);
+            }
+        }
+        free(blobs[i].db_dir);
+        free(blobs[i].db_prefix);
+        free(blobs[i].name);
+        free(blobs[i].data);
+    }
+    free(blobs);
+}
+
 void rv_chk_handles_free(Rivulet__StateHandle **hs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -173,20 +191,7 @@ static void run_one(rv_chk_uploader *u, upload *w)
     } else {
         u->done(u->arg, w->id, w->task, w->subtask, w->hs, w->n, NULL, w->sync_us, async_us);
     }
-    for (size_t i = 0; i < w->nblobs; i++) {
-        if (w->blobs[i].db_dir) {
-            rv_err *rerr = rv_file_remove_tree(w->blobs[i].db_dir);
-            if (rerr) {
-                RV_LOG_WARN(u->tag, "%s", rv_err_msg(rerr));
-                rv_err_free(rerr);
-            }
-        }
-        free(w->blobs[i].db_dir);
-        free(w->blobs[i].db_prefix);
-        free(w->blobs[i].name);
-        free(w->blobs[i].data);
-    }
-    free(w->blobs);
+    rv_chk_blobs_free(w->blobs, w->nblobs, u->tag);
     rv_chk_handles_free(w->hs, w->n);
     free(w->dir);
     free(w);

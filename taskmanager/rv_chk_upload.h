@@ -46,6 +46,9 @@ void rv_chk_uploader_put(rv_chk_uploader *u, uint64_t id, int task, int subtask,
 /* Writes what is queued, then stops the thread and frees. Accepts NULL. */
 void rv_chk_uploader_free(rv_chk_uploader *u);
 
+/* Frees blobs (and removes their local RocksDB checkpoints); tag names
+ * the caller in a warning if one cannot be removed. Accepts NULL. */
+void rv_chk_blobs_free(rv_chk_blob *blobs, size_t n, const char *tag);
 /* Frees handles built by the runtime (node, file, operator_state and
  * db_files owned). */
 void rv_chk_handles_free(Rivulet__StateHandle **hs, size_t n);

@@ -245,15 +245,7 @@ static rv_err *snapshot_chain(rv_subtask *st, uint64_t id, bool savepoint, Rivul
         }
     }
     if (err || !blobs_out) {
-        for (size_t i = 0; i < nblobs; i++) {
-            free(blobs[i].name);
-            free(blobs[i].data);
-            if (blobs[i].db_dir)
-                rv_err_free(rv_file_remove_tree(blobs[i].db_dir));
-            free(blobs[i].db_dir);
-            free(blobs[i].db_prefix);
-        }
-        free(blobs);
+        rv_chk_blobs_free(blobs, nblobs, st->ops[0].tag);
         blobs = NULL;
         nblobs = 0;
     }
